@@ -89,17 +89,37 @@ fn encode_handshake(h: &Handshake, mut b: hs_capnp::Builder<'_>) {
         }
     }
     b.set_server_hello_is_hrr(h.server_hello_is_hrr);
-    set_u16s(b.reborrow().init_cipher_suites(h.cipher_suites.len() as u32), &h.cipher_suites);
-    set_u16s(b.reborrow().init_extensions(h.extensions.len() as u32), &h.extensions);
-    set_u16s(b.reborrow().init_supported_groups(h.supported_groups.len() as u32), &h.supported_groups);
+    set_u16s(
+        b.reborrow()
+            .init_cipher_suites(h.cipher_suites.len() as u32),
+        &h.cipher_suites,
+    );
+    set_u16s(
+        b.reborrow().init_extensions(h.extensions.len() as u32),
+        &h.extensions,
+    );
+    set_u16s(
+        b.reborrow()
+            .init_supported_groups(h.supported_groups.len() as u32),
+        &h.supported_groups,
+    );
     b.set_ec_point_formats(&h.ec_point_formats);
     set_u16s(
-        b.reborrow().init_signature_algorithms(h.signature_algorithms.len() as u32),
+        b.reborrow()
+            .init_signature_algorithms(h.signature_algorithms.len() as u32),
         &h.signature_algorithms,
     );
-    set_u16s(b.reborrow().init_supported_versions(h.supported_versions.len() as u32), &h.supported_versions);
+    set_u16s(
+        b.reborrow()
+            .init_supported_versions(h.supported_versions.len() as u32),
+        &h.supported_versions,
+    );
     b.set_server_cipher_suite(h.server_cipher_suite.map_or(-1, i32::from));
-    set_u16s(b.reborrow().init_server_extensions(h.server_extensions.len() as u32), &h.server_extensions);
+    set_u16s(
+        b.reborrow()
+            .init_server_extensions(h.server_extensions.len() as u32),
+        &h.server_extensions,
+    );
     let mut certs = b.init_certificates(h.certificates.len() as u32);
     for (i, c) in h.certificates.iter().enumerate() {
         let mut cb = certs.reborrow().get(i as u32);
@@ -136,7 +156,10 @@ fn ip_from(bytes: &[u8]) -> Result<IpAddr, CodecError> {
 
 /// Decodes a record written by [`encode`].
 pub fn decode(mut bytes: &[u8]) -> Result<FlowRecord, CodecError> {
-    let message = capnp::serialize::read_message_from_flat_slice(&mut bytes, capnp::message::ReaderOptions::new())?;
+    let message = capnp::serialize::read_message_from_flat_slice(
+        &mut bytes,
+        capnp::message::ReaderOptions::new(),
+    )?;
     let r = message.get_root::<flow_record::Reader>()?;
     let mut handshakes = Vec::new();
     for h in r.get_handshakes()? {
@@ -306,11 +329,28 @@ mod tests {
     #[test]
     fn truncated_message_is_an_error() {
         let record = FlowRecord {
-            transport: Transport::Tcp, l7: Some(L7::Tls), client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), client_port: 1,
-            server_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), server_port: 443, vlan: None, first_seen: Timestamp(1),
-            last_seen: Timestamp(2), packets_c2s: 1, packets_s2c: 0, bytes_c2s: 60, bytes_s2c: 0, tcp_flags_c2s: 2,
-            tcp_flags_s2c: 0, end_reason: EndReason::Idle, community_id: "1:x".into(), midstream: false,
-            handshakes: vec![Handshake { sni: Some("a.test".into()), ..Default::default() }],
+            transport: Transport::Tcp,
+            l7: Some(L7::Tls),
+            client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            client_port: 1,
+            server_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            server_port: 443,
+            vlan: None,
+            first_seen: Timestamp(1),
+            last_seen: Timestamp(2),
+            packets_c2s: 1,
+            packets_s2c: 0,
+            bytes_c2s: 60,
+            bytes_s2c: 0,
+            tcp_flags_c2s: 2,
+            tcp_flags_s2c: 0,
+            end_reason: EndReason::Idle,
+            community_id: "1:x".into(),
+            midstream: false,
+            handshakes: vec![Handshake {
+                sni: Some("a.test".into()),
+                ..Default::default()
+            }],
         };
         let bytes = encode(&record);
         assert!(decode(&bytes[..bytes.len() - 8]).is_err());

@@ -43,9 +43,25 @@ impl FlowKey {
     /// travels from `lo` to `hi` (`true`) or back.
     pub fn from_packet(src: Endpoint, dst: Endpoint, proto: u8, vlan: Option<u16>) -> (Self, bool) {
         if src <= dst {
-            (FlowKey { lo: src, hi: dst, proto, vlan }, true)
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    proto,
+                    vlan,
+                },
+                true,
+            )
         } else {
-            (FlowKey { lo: dst, hi: src, proto, vlan }, false)
+            (
+                FlowKey {
+                    lo: dst,
+                    hi: src,
+                    proto,
+                    vlan,
+                },
+                false,
+            )
         }
     }
 
@@ -174,7 +190,9 @@ impl Serialize for Transport {
 
 impl<'de> Deserialize<'de> for Transport {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -233,7 +251,10 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn ep(a: u32, port: u16) -> Endpoint {
-        Endpoint { ip: IpAddr::V4(Ipv4Addr::from(a)), port }
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::from(a)),
+            port,
+        }
     }
 
     proptest! {
@@ -251,7 +272,13 @@ mod tests {
 
     #[test]
     fn transport_names_round_trip() {
-        for t in [Transport::Tcp, Transport::Udp, Transport::Icmp, Transport::Icmpv6, Transport::Other(132)] {
+        for t in [
+            Transport::Tcp,
+            Transport::Udp,
+            Transport::Icmp,
+            Transport::Icmpv6,
+            Transport::Other(132),
+        ] {
             assert_eq!(t.to_string().parse::<Transport>(), Ok(t));
             assert_eq!(Transport::from_proto(t.proto()), t);
         }

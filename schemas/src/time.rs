@@ -38,7 +38,13 @@ impl Timestamp {
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
@@ -67,7 +73,9 @@ impl Timestamp {
         }
         let days = days_from_civil(y, mo, d);
         let secs = days * 86_400 + h * 3600 + mi * 60 + se;
-        Some(Timestamp(secs.checked_mul(Self::NANOS_PER_SEC)?.checked_add(frac)?))
+        Some(Timestamp(
+            secs.checked_mul(Self::NANOS_PER_SEC)?.checked_add(frac)?,
+        ))
     }
 }
 
@@ -121,8 +129,9 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Timestamp::parse_rfc3339(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 UTC timestamp: {s:?}")))
+        Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("not an RFC 3339 UTC timestamp: {s:?}"))
+        })
     }
 }
 
@@ -138,13 +147,23 @@ mod tests {
             Timestamp::from_parts(1_700_000_000, 123_456_789).to_string(),
             "2023-11-14T22:13:20.123456789Z"
         );
-        assert_eq!(Timestamp::from_parts(951_782_400, 0).to_string(), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            Timestamp::from_parts(951_782_400, 0).to_string(),
+            "2000-02-29T00:00:00.000000000Z"
+        );
         assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999999999Z");
     }
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "2023-11-14", "2023-11-14T22:13:20", "2023-13-14T22:13:20Z", "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20+01:00"] {
+        for s in [
+            "",
+            "2023-11-14",
+            "2023-11-14T22:13:20",
+            "2023-13-14T22:13:20Z",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20+01:00",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(s), None, "{s}");
         }
     }

@@ -1,0 +1,686 @@
+//! The flow table of one shard.
+//!
+//! Entries live in a slab (`Vec`) indexed by `u32`, found through a hash map keyed by the
+//! symmetric [`FlowKey`], and threaded on an intrusive least-recently-active list. The
+//! list gives O(1) eviction of the least recently active flow when the table is full, and
+//! lets idle expiry stop at the first flow that is too recent to have timed out under any
+//! timeout. The table never grows past its capacity: a new flow evicts (and ends) the
+//! least recently active one, and every eviction is counted.
+//!
+//! Per-direction state is stored by *physical side* (`Side::Lo` sent by the key's lower
+//! endpoint); which side is the client is a flag, so orientation can be corrected later
+//! (midstream pickup) without moving counters.
+
+use flowmesh_schemas::flow::{IPPROTO_TCP, IPPROTO_UDP};
+use flowmesh_schemas::{EndReason, FlowKey, Timestamp};
+use rustc_hash::FxHashMap;
+
+/// TCP flag bits (RFC 9293 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpFlags;
+
+impl TcpFlags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// The physical sender of a packet: the key's lower or higher endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Sent by `key.lo`.
+    Lo,
+    /// Sent by `key.hi`.
+    Hi,
+}
+
+impl Side {
+    /// 0 for `Lo`, 1 for `Hi`.
+    pub fn index(self) -> usize {
+        match self {
+            Side::Lo => 0,
+            Side::Hi => 1,
+        }
+    }
+
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Lo => Side::Hi,
+            Side::Hi => Side::Lo,
+        }
+    }
+}
+
+/// Timeouts and capacity of a flow table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTableConfig {
+    /// Maximum number of flows; a new flow past it evicts the least recently active one.
+    pub capacity: usize,
+    /// TCP flow that has seen packets from one side only (e.g. a lone SYN).
+    pub tcp_new_timeout_ns: i64,
+    /// TCP flow with traffic both ways.
+    pub tcp_established_timeout_ns: i64,
+    /// TCP flow after RST or FIN from both sides: late ACKs still count to it.
+    pub tcp_closed_timeout_ns: i64,
+    /// UDP flow seen one way only.
+    pub udp_new_timeout_ns: i64,
+    /// UDP flow with traffic both ways.
+    pub udp_established_timeout_ns: i64,
+    /// Any other protocol.
+    pub other_timeout_ns: i64,
+}
+
+const SEC: i64 = 1_000_000_000;
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig {
+            capacity: 1 << 20,
+            tcp_new_timeout_ns: 60 * SEC,
+            tcp_established_timeout_ns: 300 * SEC,
+            tcp_closed_timeout_ns: 10 * SEC,
+            udp_new_timeout_ns: 30 * SEC,
+            udp_established_timeout_ns: 120 * SEC,
+            other_timeout_ns: 60 * SEC,
+        }
+    }
+}
+
+impl FlowTableConfig {
+    fn min_timeout(&self) -> i64 {
+        [
+            self.tcp_new_timeout_ns,
+            self.tcp_established_timeout_ns,
+            self.tcp_closed_timeout_ns,
+            self.udp_new_timeout_ns,
+            self.udp_established_timeout_ns,
+            self.other_timeout_ns,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
+    }
+}
+
+/// What the table needs to know of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketView {
+    /// Packet timestamp.
+    pub now: Timestamp,
+    /// Which endpoint of the key sent it.
+    pub side: Side,
+    /// TCP flags (0 for other protocols).
+    pub tcp_flags: u8,
+    /// Length on the wire.
+    pub wire_len: u32,
+}
+
+/// Everything the table tracks of a flow, apart from the caller's per-flow state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowMeta {
+    /// The flow's symmetric key.
+    pub key: FlowKey,
+    /// Which side is the client (initiator).
+    pub client: Side,
+    /// Orientation was guessed: no SYN or SYN-ACK told who initiated.
+    pub midstream: bool,
+    /// First packet.
+    pub first_seen: Timestamp,
+    /// Last packet.
+    pub last_seen: Timestamp,
+    /// Packets per physical side.
+    pub packets: [u64; 2],
+    /// Wire bytes per physical side.
+    pub bytes: [u64; 2],
+    /// OR of TCP flags per physical side.
+    pub tcp_flags: [u8; 2],
+    /// A FIN was sent by this physical side.
+    pub fin: [bool; 2],
+    /// A RST was seen.
+    pub rst: bool,
+}
+
+impl FlowMeta {
+    /// The side a packet direction maps to, given the orientation.
+    pub fn is_from_client(&self, side: Side) -> bool {
+        side == self.client
+    }
+
+    /// TCP connection is over: RST, or FIN from both sides.
+    pub fn is_closed(&self) -> bool {
+        self.rst || (self.fin[0] && self.fin[1])
+    }
+
+    /// The reason to report when the flow ends for `trigger`: a closed TCP connection
+    /// reports how it closed, whatever flushed it.
+    pub fn end_reason(&self, trigger: EndReason) -> EndReason {
+        if self.rst {
+            EndReason::Rst
+        } else if self.fin[0] && self.fin[1] {
+            EndReason::Fin
+        } else {
+            trigger
+        }
+    }
+
+    fn timeout_ns(&self, cfg: &FlowTableConfig) -> i64 {
+        let both_ways = self.packets[0] > 0 && self.packets[1] > 0;
+        match self.key.proto {
+            IPPROTO_TCP if self.is_closed() => cfg.tcp_closed_timeout_ns,
+            IPPROTO_TCP if both_ways => cfg.tcp_established_timeout_ns,
+            IPPROTO_TCP => cfg.tcp_new_timeout_ns,
+            IPPROTO_UDP if both_ways => cfg.udp_established_timeout_ns,
+            IPPROTO_UDP => cfg.udp_new_timeout_ns,
+            _ => cfg.other_timeout_ns,
+        }
+    }
+
+    fn is_expired(&self, now: Timestamp, cfg: &FlowTableConfig) -> bool {
+        now.nanos_since(self.last_seen) >= self.timeout_ns(cfg)
+    }
+}
+
+/// A flow: the table's metadata and the caller's per-flow state.
+#[derive(Debug)]
+pub struct FlowEntry<X> {
+    /// Table-maintained metadata.
+    pub meta: FlowMeta,
+    /// Caller state (inspection, handshakes).
+    pub ext: X,
+}
+
+/// Counters of the flow table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowTableStats {
+    /// Flows created.
+    pub created: u64,
+    /// Flows ended because the table was full.
+    pub evicted: u64,
+    /// Flows ended by idle timeout (whatever reason they report).
+    pub expired: u64,
+    /// Flows ended because a new SYN reused the 5-tuple of a closed connection.
+    pub reused: u64,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug)]
+struct Slot<X> {
+    entry: Option<FlowEntry<X>>,
+    prev: u32,
+    next: u32,
+}
+
+/// The flow table of one shard. See the module docs.
+#[derive(Debug)]
+pub struct FlowTable<X> {
+    cfg: FlowTableConfig,
+    index: FxHashMap<FlowKey, u32>,
+    slots: Vec<Slot<X>>,
+    free: Vec<u32>,
+    /// Most recently active.
+    head: u32,
+    /// Least recently active.
+    tail: u32,
+    stats: FlowTableStats,
+}
+
+impl<X: Default> FlowTable<X> {
+    /// An empty table.
+    pub fn new(cfg: FlowTableConfig) -> Self {
+        FlowTable {
+            cfg,
+            index: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            stats: FlowTableStats::default(),
+        }
+    }
+
+    /// Number of live flows.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// No live flows.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &FlowTableStats {
+        &self.stats
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &FlowTableConfig {
+        &self.cfg
+    }
+
+    /// Finds or creates the flow of a packet and accounts the packet to it. Flows that
+    /// end on the way (timed out, closed and reused, evicted for room) are passed to
+    /// `on_end` with their reason. Returns the flow's handle for [`FlowTable::get_mut`].
+    pub fn update(
+        &mut self,
+        key: FlowKey,
+        pkt: PacketView,
+        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+    ) -> u32 {
+        let mut found = self.index.get(&key).copied();
+        if let Some(idx) = found {
+            let meta = &self.slot_entry(idx).meta;
+            let syn_only = pkt.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
+            if meta.is_expired(pkt.now, &self.cfg) {
+                self.stats.expired += 1;
+                self.end(idx, EndReason::Idle, on_end);
+                found = None;
+            } else if syn_only && meta.is_closed() {
+                // Port reuse (RFC 9293 §3.6.1 TIME-WAIT reuse): a new connection.
+                self.stats.reused += 1;
+                self.end(idx, EndReason::Idle, on_end);
+                found = None;
+            }
+        }
+        let idx = match found {
+            Some(idx) => {
+                self.unlink(idx);
+                idx
+            }
+            None => self.create(key, &pkt, on_end),
+        };
+        self.push_front(idx);
+        let meta = &mut self.slot_entry_mut(idx).meta;
+        let s = pkt.side.index();
+        meta.last_seen = meta.last_seen.max(pkt.now);
+        meta.packets[s] += 1;
+        meta.bytes[s] += u64::from(pkt.wire_len);
+        meta.tcp_flags[s] |= pkt.tcp_flags;
+        if pkt.tcp_flags & TcpFlags::FIN != 0 {
+            meta.fin[s] = true;
+        }
+        if pkt.tcp_flags & TcpFlags::RST != 0 {
+            meta.rst = true;
+        }
+        idx
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        pkt: &PacketView,
+        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+    ) -> u32 {
+        if self.index.len() >= self.cfg.capacity.max(1) && self.tail != NIL {
+            self.stats.evicted += 1;
+            let victim = self.tail;
+            self.end(victim, EndReason::Evicted, on_end);
+        }
+        let (client, midstream) = orientation(&key, pkt);
+        let entry = FlowEntry {
+            meta: FlowMeta {
+                key,
+                client,
+                midstream,
+                first_seen: pkt.now,
+                last_seen: pkt.now,
+                packets: [0; 2],
+                bytes: [0; 2],
+                tcp_flags: [0; 2],
+                fin: [false; 2],
+                rst: false,
+            },
+            ext: X::default(),
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].entry = Some(entry);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    entry: Some(entry),
+                    prev: NIL,
+                    next: NIL,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, idx);
+        self.stats.created += 1;
+        idx
+    }
+
+    /// The flow behind a handle returned by [`FlowTable::update`] in this same step.
+    pub fn get_mut(&mut self, idx: u32) -> Option<&mut FlowEntry<X>> {
+        self.slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
+    }
+
+    /// Ends flows idle past their timeout, least recently active first, examining at most
+    /// `budget` flows. Returns how many ended.
+    pub fn expire(
+        &mut self,
+        now: Timestamp,
+        budget: usize,
+        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+    ) -> usize {
+        let min_timeout = self.cfg.min_timeout();
+        let mut cur = self.tail;
+        let mut ended = 0;
+        for _ in 0..budget {
+            if cur == NIL {
+                break;
+            }
+            let slot = &self.slots[cur as usize];
+            let prev = slot.prev;
+            let Some(entry) = slot.entry.as_ref() else {
+                break;
+            };
+            // Everything more recent than this cannot have timed out under any timeout.
+            if now.nanos_since(entry.meta.last_seen) < min_timeout {
+                break;
+            }
+            if entry.meta.is_expired(now, &self.cfg) {
+                self.stats.expired += 1;
+                self.end(cur, EndReason::Idle, on_end);
+                ended += 1;
+            }
+            cur = prev;
+        }
+        ended
+    }
+
+    /// Ends every flow (end of input or shutdown), least recently active first.
+    pub fn drain(&mut self, on_end: &mut impl FnMut(FlowEntry<X>, EndReason)) {
+        while self.tail != NIL {
+            let idx = self.tail;
+            self.end(idx, EndReason::EndOfInput, on_end);
+        }
+    }
+
+    fn end(
+        &mut self,
+        idx: u32,
+        trigger: EndReason,
+        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+    ) {
+        self.unlink(idx);
+        if let Some(entry) = self.slots[idx as usize].entry.take() {
+            self.index.remove(&entry.meta.key);
+            self.free.push(idx);
+            let reason = entry.meta.end_reason(trigger);
+            on_end(entry, reason);
+        }
+    }
+
+    fn slot_entry(&self, idx: u32) -> &FlowEntry<X> {
+        self.slots[idx as usize]
+            .entry
+            .as_ref()
+            .expect("indexed slot holds a flow")
+    }
+
+    fn slot_entry_mut(&mut self, idx: u32) -> &mut FlowEntry<X> {
+        self.slots[idx as usize]
+            .entry
+            .as_mut()
+            .expect("indexed slot holds a flow")
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next) = {
+            let s = &self.slots[idx as usize];
+            (s.prev, s.next)
+        };
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else if self.head == idx {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else if self.tail == idx {
+            self.tail = prev;
+        }
+        let s = &mut self.slots[idx as usize];
+        s.prev = NIL;
+        s.next = NIL;
+    }
+
+    fn push_front(&mut self, idx: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[idx as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        if old != NIL {
+            self.slots[old as usize].prev = idx;
+        }
+        self.head = idx;
+        if self.tail == NIL {
+            self.tail = idx;
+        }
+    }
+}
+
+/// Who initiated a new flow. TCP: the SYN's sender, or the SYN-ACK's receiver. Without
+/// either (midstream pickup) the endpoint with the lower port is taken as the server, the
+/// common case for services; a handshake parser may correct this later. Other protocols:
+/// the sender of the first packet.
+fn orientation(key: &FlowKey, pkt: &PacketView) -> (Side, bool) {
+    if key.proto == IPPROTO_TCP {
+        let syn = pkt.tcp_flags & TcpFlags::SYN != 0;
+        let ack = pkt.tcp_flags & TcpFlags::ACK != 0;
+        if syn && !ack {
+            return (pkt.side, false);
+        }
+        if syn && ack {
+            return (pkt.side.other(), false);
+        }
+        let server = if key.lo.port < key.hi.port {
+            Side::Lo
+        } else {
+            Side::Hi
+        };
+        return (server.other(), true);
+    }
+    (pkt.side, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowmesh_schemas::flow::Endpoint;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn key(port: u16, proto: u8) -> (FlowKey, Side) {
+        let c = Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            port,
+        };
+        let s = Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            port: 443,
+        };
+        let (k, fwd) = FlowKey::from_packet(c, s, proto, None);
+        (k, if fwd { Side::Lo } else { Side::Hi })
+    }
+
+    fn pkt(t: i64, side: Side, flags: u8) -> PacketView {
+        PacketView {
+            now: Timestamp(t * SEC),
+            side,
+            tcp_flags: flags,
+            wire_len: 100,
+        }
+    }
+
+    type Ended = Vec<(FlowMeta, EndReason)>;
+
+    fn run(table: &mut FlowTable<()>, ended: &mut Ended, k: FlowKey, p: PacketView) -> u32 {
+        table.update(k, p, &mut |e, r| ended.push((e.meta, r)))
+    }
+
+    #[test]
+    fn syn_orients_and_fin_closes() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        let (k, c) = key(40000, IPPROTO_TCP);
+        run(&mut t, &mut ended, k, pkt(1, c, TcpFlags::SYN));
+        run(
+            &mut t,
+            &mut ended,
+            k,
+            pkt(1, c.other(), TcpFlags::SYN | TcpFlags::ACK),
+        );
+        run(
+            &mut t,
+            &mut ended,
+            k,
+            pkt(2, c, TcpFlags::FIN | TcpFlags::ACK),
+        );
+        run(
+            &mut t,
+            &mut ended,
+            k,
+            pkt(2, c.other(), TcpFlags::FIN | TcpFlags::ACK),
+        );
+        let idx = run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::ACK));
+        let m = &t.get_mut(idx).expect("flow").meta;
+        assert_eq!(m.client, c);
+        assert!(!m.midstream);
+        assert_eq!(m.packets[c.index()], 3);
+        assert!(m.is_closed());
+        t.expire(Timestamp(100 * SEC), 10, &mut |e, r| {
+            ended.push((e.meta, r))
+        });
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].1, EndReason::Fin);
+    }
+
+    #[test]
+    fn syn_ack_first_orients_to_receiver() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        let (k, c) = key(40000, IPPROTO_TCP);
+        let idx = run(
+            &mut t,
+            &mut ended,
+            k,
+            pkt(1, c.other(), TcpFlags::SYN | TcpFlags::ACK),
+        );
+        assert_eq!(t.get_mut(idx).expect("flow").meta.client, c);
+    }
+
+    #[test]
+    fn midstream_guesses_lower_port_is_server() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        let (k, c) = key(40000, IPPROTO_TCP);
+        let idx = run(&mut t, &mut ended, k, pkt(1, c.other(), TcpFlags::ACK));
+        let m = &t.get_mut(idx).expect("flow").meta;
+        assert_eq!(m.client, c);
+        assert!(m.midstream);
+    }
+
+    #[test]
+    fn idle_flow_ends_and_a_new_one_starts() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        let (k, c) = key(5353, IPPROTO_UDP);
+        run(&mut t, &mut ended, k, pkt(0, c, 0));
+        run(&mut t, &mut ended, k, pkt(1000, c, 0));
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].1, EndReason::Idle);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.stats().created, 2);
+    }
+
+    #[test]
+    fn rst_then_new_syn_is_a_new_flow() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        let (k, c) = key(40000, IPPROTO_TCP);
+        run(&mut t, &mut ended, k, pkt(1, c, TcpFlags::SYN));
+        run(
+            &mut t,
+            &mut ended,
+            k,
+            pkt(1, c.other(), TcpFlags::RST | TcpFlags::ACK),
+        );
+        run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::SYN));
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].1, EndReason::Rst);
+        assert_eq!(t.stats().reused, 1);
+    }
+
+    #[test]
+    fn capacity_evicts_least_recently_active() {
+        let cfg = FlowTableConfig {
+            capacity: 3,
+            ..FlowTableConfig::default()
+        };
+        let mut t = FlowTable::<()>::new(cfg);
+        let mut ended = Ended::new();
+        for p in 0..3u16 {
+            let (k, c) = key(1000 + p, IPPROTO_UDP);
+            run(&mut t, &mut ended, k, pkt(i64::from(p), c, 0));
+        }
+        // Touch the oldest so the second becomes least recently active.
+        let (k0, c0) = key(1000, IPPROTO_UDP);
+        run(&mut t, &mut ended, k0, pkt(3, c0, 0));
+        let (k3, c3) = key(2000, IPPROTO_UDP);
+        run(&mut t, &mut ended, k3, pkt(4, c3, 0));
+        assert_eq!(t.len(), 3);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].1, EndReason::Evicted);
+        assert_eq!(ended[0].0.key, key(1001, IPPROTO_UDP).0);
+    }
+
+    #[test]
+    fn drain_ends_everything_with_end_of_input() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        for p in 0..5u16 {
+            let (k, c) = key(1000 + p, IPPROTO_UDP);
+            run(&mut t, &mut ended, k, pkt(1, c, 0));
+        }
+        t.drain(&mut |e, r| ended.push((e.meta, r)));
+        assert_eq!(ended.len(), 5);
+        assert!(ended.iter().all(|(_, r)| *r == EndReason::EndOfInput));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn expire_respects_budget_and_recency() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        for p in 0..10u16 {
+            let (k, c) = key(1000 + p, IPPROTO_UDP);
+            run(&mut t, &mut ended, k, pkt(i64::from(p), c, 0));
+        }
+        // At t=35 s flows seen at t<=5 have passed the 30 s one-way UDP timeout.
+        assert_eq!(
+            t.expire(Timestamp(35 * SEC), 3, &mut |e, r| ended.push((e.meta, r))),
+            3
+        );
+        assert_eq!(
+            t.expire(Timestamp(35 * SEC), 100, &mut |e, r| ended
+                .push((e.meta, r))),
+            3
+        );
+        assert_eq!(t.len(), 4);
+    }
+}

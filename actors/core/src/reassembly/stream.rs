@@ -1,0 +1,488 @@
+//! One direction of a TCP stream, reassembled up to a depth.
+//!
+//! Invariants: `buf` holds stream offsets `[0, buf.len())`; `ranges` lists the filled
+//! intervals of `buf`, sorted, disjoint and non-adjacent; bytes outside `ranges` are
+//! meaningless. `delivered <= contiguous_end()`. The first copy of a byte wins: a later
+//! segment never overwrites it (Suricata's "first" policy, which also matches what most
+//! end hosts keep for overlapping data); differing overlapping bytes are counted.
+
+use super::seq::seq_diff;
+use super::ReassemblyBudget;
+
+/// Limits of one direction's reassembly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReassemblyConfig {
+    /// Bytes kept from the start of each direction; later bytes are only counted.
+    pub depth: u32,
+    /// Maximum number of disjoint filled ranges (holes) before the stream gives up.
+    pub max_ranges: usize,
+}
+
+impl Default for ReassemblyConfig {
+    fn default() -> Self {
+        ReassemblyConfig {
+            depth: 32 * 1024,
+            max_ranges: 64,
+        }
+    }
+}
+
+/// Counters of reassembly work, summed per shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReassemblyStats {
+    /// Segments with payload offered to a stream.
+    pub segments: u64,
+    /// Segments that started after the contiguous end (arrived out of order).
+    pub out_of_order: u64,
+    /// Payload bytes that were already present (retransmissions, overlaps).
+    pub overlap_bytes: u64,
+    /// Overlapping bytes whose content differed from the first copy (kept the first).
+    pub conflicting_overlap_bytes: u64,
+    /// Segments entirely before the stream's first byte.
+    pub before_start: u64,
+    /// Segments (or tails) past the depth limit.
+    pub beyond_depth: u64,
+    /// Segments refused because the shard's reassembly memory was exhausted.
+    pub memcap_drops: u64,
+    /// Streams abandoned because they had too many holes.
+    pub too_fragmented: u64,
+}
+
+impl ReassemblyStats {
+    /// Adds another set of counters to this one.
+    pub fn add(&mut self, o: &ReassemblyStats) {
+        self.segments += o.segments;
+        self.out_of_order += o.out_of_order;
+        self.overlap_bytes += o.overlap_bytes;
+        self.conflicting_overlap_bytes += o.conflicting_overlap_bytes;
+        self.before_start += o.before_start;
+        self.beyond_depth += o.beyond_depth;
+        self.memcap_drops += o.memcap_drops;
+        self.too_fragmented += o.too_fragmented;
+    }
+}
+
+/// What happened to one inserted segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored (possibly trimmed to the depth or to the stream start).
+    Stored,
+    /// Nothing new: empty, a full retransmission, or entirely before the stream start.
+    Nothing,
+    /// The segment lies entirely past the depth limit.
+    BeyondDepth,
+    /// The shard's reassembly memory cap refused the bytes: the stream is abandoned.
+    MemCap,
+    /// Too many holes: the stream is abandoned.
+    TooFragmented,
+}
+
+/// Reassembles the first `depth` bytes of one direction of a TCP connection.
+#[derive(Debug, Default)]
+pub struct StreamReassembler {
+    /// Sequence number of stream offset 0 (SYN's sequence + 1, or the first data seen).
+    base: Option<u32>,
+    buf: Vec<u8>,
+    ranges: Vec<(u32, u32)>,
+    delivered: u32,
+    reserved: usize,
+    abandoned: bool,
+}
+
+impl StreamReassembler {
+    /// An empty stream; allocates nothing until data arrives.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the sequence number of the first data byte (from a SYN: its sequence + 1;
+    /// RFC 9293 §3.4: the SYN occupies one sequence number). Ignored once data was stored.
+    pub fn set_base(&mut self, first_data_seq: u32) {
+        if self.ranges.is_empty() {
+            self.base = Some(first_data_seq);
+        }
+    }
+
+    /// Whether the first byte's sequence number is known.
+    pub fn has_base(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// The stream gave up (memory cap or too many holes); it takes no more data.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned
+    }
+
+    /// End offset of the contiguous prefix starting at offset 0.
+    pub fn contiguous_end(&self) -> u32 {
+        match self.ranges.first() {
+            Some(&(0, end)) => end,
+            _ => 0,
+        }
+    }
+
+    /// Bytes past the contiguous prefix are buffered (a hole is open).
+    pub fn has_gap(&self) -> bool {
+        self.ranges.iter().any(|&(s, _)| s > 0)
+    }
+
+    /// Stream bytes at the start of the stream that are contiguous, delivered or not.
+    pub fn prefix(&self) -> &[u8] {
+        &self.buf[..self.contiguous_end() as usize]
+    }
+
+    /// Takes the contiguous bytes not yet handed out and marks them delivered.
+    pub fn take_new(&mut self) -> &[u8] {
+        let start = self.delivered as usize;
+        let end = self.contiguous_end();
+        self.delivered = end;
+        &self.buf[start..end as usize]
+    }
+
+    /// Inserts a segment's payload that starts at sequence number `seq`.
+    pub fn insert(
+        &mut self,
+        seq: u32,
+        data: &[u8],
+        cfg: &ReassemblyConfig,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+    ) -> InsertOutcome {
+        if data.is_empty() || self.abandoned {
+            return InsertOutcome::Nothing;
+        }
+        stats.segments += 1;
+        // Midstream pickup: the first data seen defines offset 0.
+        let base = *self.base.get_or_insert(seq);
+        let mut rel = i64::from(seq_diff(seq, base));
+        let mut data = data;
+        if rel < 0 {
+            let skip = usize::try_from(-rel).unwrap_or(usize::MAX);
+            if skip >= data.len() {
+                stats.before_start += 1;
+                return InsertOutcome::Nothing;
+            }
+            data = &data[skip..];
+            rel = 0;
+        }
+        let depth = i64::from(cfg.depth);
+        if rel >= depth {
+            stats.beyond_depth += 1;
+            return InsertOutcome::BeyondDepth;
+        }
+        let end = (rel + data.len() as i64).min(depth);
+        if end < rel + data.len() as i64 {
+            stats.beyond_depth += 1;
+        }
+        let (start, end) = (rel as u32, end as u32);
+        let data = &data[..(end - start) as usize];
+        if start > self.contiguous_end() {
+            stats.out_of_order += 1;
+        }
+        if end as usize > self.buf.len() && !self.grow(end as usize, cfg, budget) {
+            stats.memcap_drops += 1;
+            self.abandon(budget);
+            return InsertOutcome::MemCap;
+        }
+        let stored = self.fill(start, end, data, stats);
+        if self.ranges.len() > cfg.max_ranges {
+            stats.too_fragmented += 1;
+            self.abandon(budget);
+            return InsertOutcome::TooFragmented;
+        }
+        if stored {
+            InsertOutcome::Stored
+        } else {
+            InsertOutcome::Nothing
+        }
+    }
+
+    /// Grows `buf` to `len` bytes, reserving the capacity change from the budget.
+    fn grow(&mut self, len: usize, cfg: &ReassemblyConfig, budget: &mut ReassemblyBudget) -> bool {
+        // Grow geometrically but never past the depth, so small handshakes stay small.
+        let want = self
+            .buf
+            .capacity()
+            .saturating_mul(2)
+            .max(len)
+            .min(cfg.depth as usize)
+            .max(len);
+        let extra = want.saturating_sub(self.reserved);
+        if extra > 0 {
+            if !budget.try_reserve(extra) {
+                return false;
+            }
+            self.buf.reserve_exact(want - self.buf.len());
+            self.reserved += extra;
+        }
+        self.buf.resize(len, 0);
+        true
+    }
+
+    /// Copies the parts of `[start, end)` not yet filled; counts overlaps. Returns
+    /// whether any new byte was stored.
+    fn fill(&mut self, start: u32, end: u32, data: &[u8], stats: &mut ReassemblyStats) -> bool {
+        let mut pos = start;
+        let mut stored = false;
+        // Walk the existing ranges that intersect [start, end).
+        for &(rs, re) in &self.ranges {
+            if re <= pos {
+                continue;
+            }
+            if rs >= end {
+                break;
+            }
+            if rs > pos {
+                let (a, b) = (pos, rs.min(end));
+                self.buf[a as usize..b as usize]
+                    .copy_from_slice(&data[(a - start) as usize..(b - start) as usize]);
+                stored = true;
+            }
+            // Overlap with an existing range: keep the first copy, count differences.
+            let (a, b) = (rs.max(pos), re.min(end));
+            if a < b {
+                stats.overlap_bytes += u64::from(b - a);
+                let old = &self.buf[a as usize..b as usize];
+                let new = &data[(a - start) as usize..(b - start) as usize];
+                if old != new {
+                    stats.conflicting_overlap_bytes +=
+                        old.iter().zip(new).filter(|(x, y)| x != y).count() as u64;
+                }
+            }
+            pos = re.max(pos);
+            if pos >= end {
+                break;
+            }
+        }
+        if pos < end {
+            self.buf[pos as usize..end as usize].copy_from_slice(&data[(pos - start) as usize..]);
+            stored = true;
+        }
+        if stored {
+            self.add_range(start, end);
+        }
+        stored
+    }
+
+    /// Adds `[start, end)` to the range set, merging touching or overlapping ranges.
+    fn add_range(&mut self, start: u32, end: u32) {
+        let i = self.ranges.partition_point(|&(_, re)| re < start);
+        let mut j = i;
+        let (mut s, mut e) = (start, end);
+        while j < self.ranges.len() && self.ranges[j].0 <= e {
+            s = s.min(self.ranges[j].0);
+            e = e.max(self.ranges[j].1);
+            j += 1;
+        }
+        self.ranges.splice(i..j, std::iter::once((s, e)));
+    }
+
+    /// Frees the buffer and returns its memory to the budget; the stream takes no more data.
+    pub fn abandon(&mut self, budget: &mut ReassemblyBudget) {
+        self.abandoned = true;
+        self.release(budget);
+    }
+
+    /// Frees the buffer and returns its memory to the budget.
+    pub fn release(&mut self, budget: &mut ReassemblyBudget) {
+        budget.release(self.reserved);
+        self.reserved = 0;
+        self.buf = Vec::new();
+        self.ranges = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cfg() -> ReassemblyConfig {
+        ReassemblyConfig {
+            depth: 4096,
+            max_ranges: 64,
+        }
+    }
+
+    fn reassemble(base: u32, segments: &[(u32, Vec<u8>)]) -> (Vec<u8>, ReassemblyStats) {
+        let mut s = StreamReassembler::new();
+        s.set_base(base);
+        let mut budget = ReassemblyBudget::new(1 << 20);
+        let mut stats = ReassemblyStats::default();
+        let mut out = Vec::new();
+        for (seq, data) in segments {
+            s.insert(*seq, data, &cfg(), &mut budget, &mut stats);
+            out.extend_from_slice(s.take_new());
+        }
+        (out, stats)
+    }
+
+    #[test]
+    fn in_order_and_out_of_order() {
+        let (out, st) = reassemble(100, &[(104, b"efgh".to_vec()), (100, b"abcd".to_vec())]);
+        assert_eq!(out, b"abcdefgh");
+        assert_eq!(st.out_of_order, 1);
+    }
+
+    #[test]
+    fn first_copy_wins_and_conflicts_are_counted() {
+        let (out, st) = reassemble(0, &[(2, b"CD".to_vec()), (0, b"abXY".to_vec())]);
+        assert_eq!(out, b"abCD");
+        assert_eq!(st.overlap_bytes, 2);
+        assert_eq!(st.conflicting_overlap_bytes, 2);
+    }
+
+    #[test]
+    fn sequence_wraps_inside_the_stream() {
+        let base = u32::MAX - 2;
+        let (out, _) = reassemble(
+            base,
+            &[
+                (base.wrapping_add(4), b"efg".to_vec()),
+                (base, b"abcd".to_vec()),
+            ],
+        );
+        assert_eq!(out, b"abcdefg");
+    }
+
+    #[test]
+    fn data_before_start_is_trimmed() {
+        let (out, st) = reassemble(10, &[(5, b"xxxxxabc".to_vec()), (0, b"zz".to_vec())]);
+        assert_eq!(out, b"abc");
+        assert_eq!(st.before_start, 1);
+    }
+
+    #[test]
+    fn depth_limits_what_is_kept() {
+        let mut s = StreamReassembler::new();
+        s.set_base(0);
+        let c = ReassemblyConfig {
+            depth: 6,
+            max_ranges: 8,
+        };
+        let mut b = ReassemblyBudget::new(1 << 20);
+        let mut st = ReassemblyStats::default();
+        assert_eq!(
+            s.insert(0, b"abcd", &c, &mut b, &mut st),
+            InsertOutcome::Stored
+        );
+        assert_eq!(
+            s.insert(4, b"efgh", &c, &mut b, &mut st),
+            InsertOutcome::Stored
+        );
+        assert_eq!(
+            s.insert(8, b"ijkl", &c, &mut b, &mut st),
+            InsertOutcome::BeyondDepth
+        );
+        assert_eq!(s.take_new(), b"abcdef");
+        assert_eq!(st.beyond_depth, 2);
+        assert!(b.used <= 6);
+    }
+
+    #[test]
+    fn memory_cap_abandons_and_releases() {
+        let mut s = StreamReassembler::new();
+        s.set_base(0);
+        let mut b = ReassemblyBudget::new(10);
+        let mut st = ReassemblyStats::default();
+        assert_eq!(
+            s.insert(0, &[1; 8], &cfg(), &mut b, &mut st),
+            InsertOutcome::Stored
+        );
+        assert_eq!(
+            s.insert(8, &[2; 8], &cfg(), &mut b, &mut st),
+            InsertOutcome::MemCap
+        );
+        assert!(s.is_abandoned());
+        assert_eq!(b.used, 0);
+        assert_eq!(st.memcap_drops, 1);
+    }
+
+    #[test]
+    fn too_many_holes_abandons() {
+        let mut s = StreamReassembler::new();
+        s.set_base(0);
+        let c = ReassemblyConfig {
+            depth: 4096,
+            max_ranges: 3,
+        };
+        let mut b = ReassemblyBudget::new(1 << 20);
+        let mut st = ReassemblyStats::default();
+        for i in 0..3 {
+            assert_eq!(
+                s.insert(10 + i * 10, b"x", &c, &mut b, &mut st),
+                InsertOutcome::Stored
+            );
+        }
+        assert_eq!(
+            s.insert(50, b"x", &c, &mut b, &mut st),
+            InsertOutcome::TooFragmented
+        );
+        assert_eq!(b.used, 0);
+    }
+
+    #[test]
+    fn gap_is_visible() {
+        let mut s = StreamReassembler::new();
+        s.set_base(0);
+        let mut b = ReassemblyBudget::new(1 << 20);
+        let mut st = ReassemblyStats::default();
+        s.insert(4, b"efgh", &cfg(), &mut b, &mut st);
+        assert!(s.has_gap());
+        assert_eq!(s.take_new(), b"");
+    }
+
+    proptest! {
+        /// Any permutation, duplication or re-segmentation of a stream's segments
+        /// reassembles to the same bytes.
+        #[test]
+        fn any_segmentation_order_and_duplication_reassembles(
+            stream in proptest::collection::vec(any::<u8>(), 1..2000),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+            dups in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+            order_seed in any::<u64>(),
+            base: u32,
+        ) {
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len())).collect();
+            points.push(0);
+            points.push(stream.len());
+            points.sort_unstable();
+            points.dedup();
+            let mut segs: Vec<(u32, Vec<u8>)> = points.windows(2)
+                .map(|w| (base.wrapping_add(w[0] as u32), stream[w[0]..w[1]].to_vec()))
+                .collect();
+            for d in &dups {
+                let s = segs[d.index(segs.len())].clone();
+                segs.push(s);
+            }
+            // Deterministic shuffle from the seed (Fisher-Yates with an LCG).
+            let mut x = order_seed | 1;
+            for i in (1..segs.len()).rev() {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                segs.swap(i, (x >> 33) as usize % (i + 1));
+            }
+            let (out, st) = reassemble(base, &segs);
+            prop_assert_eq!(&out, &stream);
+            prop_assert_eq!(st.conflicting_overlap_bytes, 0);
+        }
+
+        #[test]
+        fn arbitrary_inserts_never_panic_and_respect_depth(
+            ops in proptest::collection::vec((any::<u32>(), proptest::collection::vec(any::<u8>(), 0..300)), 0..50),
+            base: Option<u32>,
+        ) {
+            let mut s = StreamReassembler::new();
+            if let Some(b) = base { s.set_base(b); }
+            let c = ReassemblyConfig { depth: 1000, max_ranges: 16 };
+            let mut b = ReassemblyBudget::new(1 << 20);
+            let mut st = ReassemblyStats::default();
+            let mut total = 0usize;
+            for (seq, data) in &ops {
+                s.insert(*seq, data, &c, &mut b, &mut st);
+                total += s.take_new().len();
+            }
+            prop_assert!(total <= 1000);
+            prop_assert!(b.used <= 1000);
+        }
+    }
+}
