@@ -9,3 +9,6 @@
 
 pub mod flow;
 pub mod reassembly;
+pub mod handshake;
+pub mod shard;
+pub mod stats;
