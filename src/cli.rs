@@ -1,0 +1,62 @@
+//! Command-line interface.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flowmesh_core::handshake::FingerprintSet;
+use std::path::PathBuf;
+
+/// flowmesh: flows, TCP reassembly and TLS/QUIC fingerprints from packets.
+#[derive(Debug, Parser)]
+#[command(name = "flowmesh", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read pcap/pcapng files and print one JSON flow record per line.
+    Replay(ReplayArgs),
+}
+
+/// Output formats of `replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per flow record, one per line.
+    Jsonl,
+}
+
+/// Arguments of `flowmesh replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Capture files (pcap or pcapng), read in order as one stream of packets.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to write records: a path, or `-` for standard output.
+    #[arg(long, short, default_value = "-", value_name = "PATH|-")]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Fingerprints to compute, comma-separated: ja3, ja3s, ja4, ja4s.
+    /// JA4S is off by default (FoxIO licence, see README).
+    #[arg(long, default_value = "ja3,ja3s,ja4", value_parser = parse_fingerprints)]
+    pub fingerprints: FingerprintSet,
+    /// Flow table capacity; past it the least recently active flow is evicted.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_flows: usize,
+    /// Reassembly memory cap in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub reassembly_memcap_mb: usize,
+    /// Bytes reassembled per direction for handshake parsing.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub depth: u32,
+    /// No progress line and no summary on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_fingerprints(s: &str) -> Result<FingerprintSet, String> {
+    s.parse()
+}
