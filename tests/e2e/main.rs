@@ -1,0 +1,5 @@
+//! End-to-end tests of the `flowmesh` binary: one test binary, a module per area.
+
+mod corpus;
+mod replay_cli;
+mod support;
