@@ -5,6 +5,7 @@
 //! Run with `FLOWMESH_CORPUS=/work/shared/corpus cargo test -p flowmesh-core`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -23,11 +24,14 @@ fn corpus_dir() -> PathBuf {
     dir
 }
 
+/// An IPv4 address and UDP port.
+type Endpoint = ([u8; 4], u16);
+
 /// One UDP datagram from the capture.
 #[derive(Debug, Clone)]
 struct Udp {
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
+    src: Endpoint,
+    dst: Endpoint,
     payload: Vec<u8>,
 }
 
@@ -99,7 +103,7 @@ fn parse_frame(f: &[u8]) -> Option<Udp> {
 
 /// Per flow, keyed by the client port: (client endpoint, tracker).
 struct FlowRun {
-    client: ([u8; 4], u16),
+    client: Endpoint,
     tracker: QuicInitialTracker,
     datagrams: usize,
 }
@@ -107,28 +111,23 @@ struct FlowRun {
 fn run_file(name: &str) -> HashMap<u16, FlowRun> {
     let path = corpus_dir().join("pcaps").join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut flows: HashMap<(([u8; 4], u16), ([u8; 4], u16)), FlowRun> = HashMap::new();
+    let mut flows: HashMap<(Endpoint, Endpoint), FlowRun> = HashMap::new();
     for d in read_pcap_udp(&bytes) {
         let key = if d.src <= d.dst {
             (d.src, d.dst)
         } else {
             (d.dst, d.src)
         };
-        if !flows.contains_key(&key) {
+        let flow = match flows.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
             // The first datagram of a QUIC flow is the client's Initial.
-            if !probe_quic_initial(&d.payload) {
-                continue;
-            }
-            flows.insert(
-                key,
-                FlowRun {
-                    client: d.src,
-                    tracker: QuicInitialTracker::new(),
-                    datagrams: 0,
-                },
-            );
-        }
-        let flow = flows.get_mut(&key).unwrap();
+            Entry::Vacant(_) if !probe_quic_initial(&d.payload) => continue,
+            Entry::Vacant(v) => v.insert(FlowRun {
+                client: d.src,
+                tracker: QuicInitialTracker::new(),
+                datagrams: 0,
+            }),
+        };
         let from_client = d.src == flow.client;
         flow.tracker.on_datagram(from_client, &d.payload);
         flow.datagrams += 1;
