@@ -31,7 +31,7 @@ pub mod varint;
 mod test_vectors;
 
 pub use crypto_stream::{CryptoStream, CRYPTO_BUFFER_CAP, MAX_CRYPTO_RANGES};
-pub use keys::{DirectionKeys, InitialKeys};
+pub use keys::{verify_retry_integrity, DirectionKeys, InitialKeys};
 pub use packet::{LongHeader, LongPacketType};
 pub use tracker::{DatagramOutcome, DropCounts, QuicInitialTracker, QuicStats};
 
@@ -119,11 +119,15 @@ pub enum QuicDrop {
     /// A Retry from the client, or a second Retry (RFC 9000 §17.2.5.2).
     #[error("unexpected Retry packet")]
     UnexpectedRetry,
+    /// A Retry whose integrity tag does not verify against the tracked original DCID
+    /// (RFC 9001 §5.8).
+    #[error("Retry integrity tag mismatch")]
+    RetryIntegrity,
 }
 
 impl QuicDrop {
     /// Number of variants (size of per-reason counter arrays).
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     /// All variants, in counter-index order.
     pub const ALL: [QuicDrop; Self::COUNT] = [
         QuicDrop::NotQuic,
@@ -137,6 +141,7 @@ impl QuicDrop {
         QuicDrop::CryptoBufferFull,
         QuicDrop::TooManyFragments,
         QuicDrop::UnexpectedRetry,
+        QuicDrop::RetryIntegrity,
     ];
 
     /// Stable snake_case name, for counters.
@@ -153,6 +158,7 @@ impl QuicDrop {
             QuicDrop::CryptoBufferFull => "crypto_buffer_full",
             QuicDrop::TooManyFragments => "too_many_fragments",
             QuicDrop::UnexpectedRetry => "unexpected_retry",
+            QuicDrop::RetryIntegrity => "retry_integrity",
         }
     }
 

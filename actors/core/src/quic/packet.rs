@@ -214,8 +214,11 @@ pub fn open_long_packet(
 ) -> Result<OpenedPacket, QuicDrop> {
     // The sample starts 4 bytes after the packet-number offset (§5.4.2).
     let sample_start = pn_offset.checked_add(4).ok_or(QuicDrop::HeaderProtection)?;
+    let sample_end = sample_start
+        .checked_add(SAMPLE_LEN)
+        .ok_or(QuicDrop::HeaderProtection)?;
     let sample = packet
-        .get(sample_start..sample_start + SAMPLE_LEN)
+        .get(sample_start..sample_end)
         .ok_or(QuicDrop::HeaderProtection)?;
     let mask = keys.hp_mask(sample).ok_or(QuicDrop::HeaderProtection)?;
     let mut buf = packet.to_vec();

@@ -100,6 +100,49 @@ c984c707f0a0812d8cd5a6881eaf21ceda98f4bd23f6fe1a3e2c43edd9ce7ca8
 /// RFC 9001 §A.4: a Retry with SCID f067a5502a4262b5 and token "token".
 const RETRY_V1: &str = "ff000000010008f067a5502a4262b5746f6b656e04a265ba2eff4d829058fb3f0f2496ba";
 
+/// RFC 9369 §A.4: the v2 Retry.
+const RETRY_V2: &str = "cf6b3343cf0008f067a5502a4262b5746f6b656ec8646ce8bfe33952d955543665dcc7b6";
+
+#[test]
+fn retry_integrity_tags() {
+    assert!(verify_retry_integrity(
+        QuicVersion::V1,
+        &hex(DCID),
+        &hex(RETRY_V1)
+    ));
+    assert!(verify_retry_integrity(
+        QuicVersion::V2,
+        &hex(DCID),
+        &hex(RETRY_V2)
+    ));
+    assert!(!verify_retry_integrity(
+        QuicVersion::V2,
+        &hex(DCID),
+        &hex(RETRY_V1)
+    ));
+    assert!(!verify_retry_integrity(
+        QuicVersion::V1,
+        &[1, 2, 3],
+        &hex(RETRY_V1)
+    ));
+    let mut bad = hex(RETRY_V1);
+    bad[17] ^= 1;
+    assert!(!verify_retry_integrity(QuicVersion::V1, &hex(DCID), &bad));
+    assert!(!verify_retry_integrity(
+        QuicVersion::V1,
+        &hex(DCID),
+        &[0xff; 10]
+    ));
+    // A forged Retry does not switch keys.
+    let mut t = QuicInitialTracker::new();
+    t.on_datagram(true, &hex(CLIENT_INITIAL_V1));
+    assert_eq!(
+        t.on_datagram(false, &bad).first_drop(),
+        Some(QuicDrop::RetryIntegrity)
+    );
+    assert_eq!(t.key_dcid(), Some(&hex(DCID)[..]));
+}
+
 fn client_payload() -> Vec<u8> {
     let mut p = hex(CLIENT_CRYPTO_FRAME);
     assert_eq!(p.len(), 245);

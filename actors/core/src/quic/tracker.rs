@@ -12,7 +12,7 @@
 
 use super::crypto_stream::CryptoStream;
 use super::frames::walk_initial_frames;
-use super::keys::InitialKeys;
+use super::keys::{verify_retry_integrity, InitialKeys};
 use super::packet::{open_long_packet, parse_layout, LongPacketType, OpenedPacket, PacketLayout};
 use super::{QuicDrop, QuicVersion};
 
@@ -198,7 +198,7 @@ impl QuicInitialTracker {
                     self.on_initial(from_client, pkt, &layout, &mut out);
                 }
                 LongPacketType::ZeroRtt | LongPacketType::Handshake => out.not_initial += 1,
-                LongPacketType::Retry => self.on_retry(from_client, &layout, &mut out),
+                LongPacketType::Retry => self.on_retry(from_client, rest, &layout, &mut out),
                 LongPacketType::VersionNegotiation => out.version_negotiation = true,
                 LongPacketType::Unknown => out.drops.add(QuicDrop::UnsupportedVersion),
             }
@@ -322,6 +322,7 @@ impl QuicInitialTracker {
     fn on_retry(
         &mut self,
         from_client: bool,
+        retry: &[u8],
         layout: &PacketLayout<'_>,
         out: &mut DatagramOutcome,
     ) {
@@ -329,8 +330,17 @@ impl QuicInitialTracker {
         let Some(version) = layout.header.version else {
             return;
         };
-        if from_client || self.retry_seen || self.keys.is_none() {
+        let Some(odcid) = self.keys.as_ref().map(InitialKeys::dcid) else {
             out.drops.add(QuicDrop::UnexpectedRetry);
+            return;
+        };
+        if from_client || self.retry_seen {
+            out.drops.add(QuicDrop::UnexpectedRetry);
+            return;
+        }
+        // RFC 9001 §5.8: the tag binds the Retry to the client's original DCID.
+        if !verify_retry_integrity(version, odcid, retry) {
+            out.drops.add(QuicDrop::RetryIntegrity);
             return;
         }
         self.retry_seen = true;
