@@ -6,9 +6,12 @@
 //! depends on time takes `now` (a packet timestamp), so any result is reproducible from
 //! bytes and timestamps alone.
 #![forbid(unsafe_code)]
-
+pub mod capture;
+pub mod decode;
+pub mod fingerprint;
 pub mod flow;
-pub mod reassembly;
 pub mod handshake;
+pub mod quic;
+pub mod reassembly;
 pub mod shard;
 pub mod stats;
