@@ -72,7 +72,8 @@ fn encode_handshake(h: &Handshake, mut b: hs_capnp::Builder<'_>) {
     for (i, a) in h.alpn.iter().enumerate() {
         alpn.set(i as u32, a.as_str());
     }
-    let opt_texts: [(&Option<String>, fn(&mut hs_capnp::Builder<'_>, &str)); 9] = [
+    type SetText = fn(&mut hs_capnp::Builder<'_>, &str);
+    let opt_texts: [(&Option<String>, SetText); 9] = [
         (&h.alpn_selected, |b, v| b.set_alpn_selected(v)),
         (&h.tls_version, |b, v| b.set_tls_version(v)),
         (&h.ja3, |b, v| b.set_ja3(v)),

@@ -57,8 +57,8 @@ struct QuicSession {
 impl HandshakeSession for QuicSession {
     fn feed(&mut self, from_client: bool, data: &[u8], log: &mut HandshakeLog, counts: &mut SessionCounts) {
         let outcome = self.tracker.on_datagram(from_client, data);
-        if let Some(reason) = outcome.drop_reason() {
-            counts.drops.bump(reason);
+        for (reason, n) in outcome.drops.iter() {
+            counts.drops.add(reason.as_str(), n);
         }
         let d = usize::from(!from_client);
         let stream = self.tracker.crypto_stream(from_client);
