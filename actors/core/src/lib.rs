@@ -6,3 +6,6 @@
 //! depends on time takes `now` (a packet timestamp), so any result is reproducible from
 //! bytes and timestamps alone.
 #![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod decode;

@@ -1,0 +1,718 @@
+//! IP defragmentation: one engine for IPv4 (RFC 791 §3.2) and IPv6 (RFC 8200 §4.5),
+//! keyed by [`FragKey`].
+//!
+//! Owns: the trains (datagrams in progress), their byte buffers and received-interval
+//! lists, and the bounds that keep an attacker from exhausting memory or CPU.
+//!
+//! Design: each train keeps a buffer of the fragmentable data and a sorted list of
+//! disjoint half-open byte intervals already received (an interval list rather than
+//! RFC 815 hole descriptors: the same information, but it also tells which bytes
+//! overlap). Overlap policy is *first copy wins* (Suricata's "first"; Linux and the BSDs
+//! prefer later/earlier data depending on position, the classic Ptacek-Newsham evasion
+//! surface). Keeping first bytes also neutralises the RFC 1858 tiny-fragment overlap
+//! attack that rewrites TCP flags with a later fragment at offset 8. Overlapping bytes
+//! that differ are counted, never silently merged.
+//!
+//! Invariants:
+//! - at most `max_datagrams` trains, at most `max_bytes` buffer bytes in total, at most
+//!   `max_fragments` fragments per train, datagram data ≤ 65535 bytes;
+//! - `age` holds exactly one entry per train, ordered by first-fragment time, so expiry
+//!   and eviction of the oldest train are O(log n);
+//! - BTreeMaps, not HashMaps: iteration and eviction are deterministic (no random seed).
+
+use flowmesh_schemas::Timestamp;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Largest reassembled data we accept: the 16-bit IP length fields bound a datagram.
+pub const MAX_DATAGRAM: u32 = 65_535;
+
+/// Identity of a datagram being reassembled (RFC 791 §3.2; RFC 8200 §4.5), plus the VLAN
+/// so that identical addresses on two VLANs never mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FragKey {
+    /// IPv4: source, destination, protocol, identification.
+    V4 {
+        /// Source address.
+        src: Ipv4Addr,
+        /// Destination address.
+        dst: Ipv4Addr,
+        /// IP protocol.
+        proto: u8,
+        /// Identification field.
+        id: u16,
+        /// Outermost VLAN.
+        vlan: Option<u16>,
+    },
+    /// IPv6: source, destination, Fragment header identification.
+    V6 {
+        /// Source address.
+        src: Ipv6Addr,
+        /// Destination address.
+        dst: Ipv6Addr,
+        /// Fragment header identification.
+        id: u32,
+        /// Outermost VLAN.
+        vlan: Option<u16>,
+    },
+}
+
+/// Why a fragment (and possibly its whole train) was discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FragDropReason {
+    /// A non-last fragment whose length is zero or not a multiple of 8 (RFC 791 §3.2,
+    /// RFC 8200 §4.5).
+    BadFragment,
+    /// The fragment ends beyond 65535 bytes of data.
+    TooLarge,
+    /// Fragments disagree on the datagram length; the train is dropped.
+    Inconsistent,
+    /// The train exceeded the per-datagram fragment limit; the train is dropped.
+    TooManyFragments,
+    /// The byte budget could not hold this fragment even after evicting older trains.
+    MemoryLimit,
+}
+
+/// Counters of the defragmenter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefragStats {
+    /// Fragments accepted into a train.
+    pub fragments: u64,
+    /// Datagrams completed.
+    pub reassembled: u64,
+    /// Trains dropped because their timeout passed.
+    pub expired: u64,
+    /// Trains evicted to make room (datagram or byte cap).
+    pub evicted: u64,
+    /// Trains dropped for inconsistency or too many fragments.
+    pub trains_dropped: u64,
+    /// Fragments entirely covered by data already received.
+    pub duplicates: u64,
+    /// Bytes received more than once.
+    pub overlap_bytes: u64,
+    /// Overlapping bytes whose value differed from the first copy (evasion attempts).
+    pub overlap_conflict_bytes: u64,
+}
+
+/// Limits of the defragmenter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefragLimits {
+    /// Maximum trains in progress.
+    pub max_datagrams: usize,
+    /// Maximum buffered bytes over all trains.
+    pub max_bytes: usize,
+    /// Maximum fragments per train (bounds tiny-fragment CPU attacks).
+    pub max_fragments: usize,
+    /// Nanoseconds after its first fragment that a train expires.
+    pub timeout_ns: i64,
+}
+
+/// One fragment handed to the engine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fragment<'a> {
+    /// Byte offset of `data` in the datagram's fragmentable part.
+    pub(crate) offset: u32,
+    /// More-fragments flag.
+    pub(crate) more: bool,
+    /// The fragment's data (fully captured).
+    pub(crate) data: &'a [u8],
+    /// Protocol of the fragmentable part (IPv4 protocol, IPv6 Fragment next header).
+    pub(crate) next_header: u8,
+    /// Wire length of the frame, summed over the train.
+    pub(crate) wire_len: u32,
+}
+
+/// A completed datagram.
+#[derive(Debug)]
+pub(crate) struct Reassembled {
+    /// Protocol of the data, from the first fragment.
+    pub(crate) next_header: u8,
+    /// The reassembled fragmentable part.
+    pub(crate) data: Vec<u8>,
+    /// Sum of the fragments' wire lengths.
+    pub(crate) wire_len: u32,
+}
+
+/// What happened to a fragment.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Stored; the datagram is incomplete.
+    Held,
+    /// The datagram is complete.
+    Complete(Reassembled),
+}
+
+#[derive(Debug)]
+struct Train {
+    started: Timestamp,
+    seq: u64,
+    buf: Vec<u8>,
+    /// Received byte ranges, sorted, disjoint and non-adjacent.
+    have: Vec<(u32, u32)>,
+    /// Datagram data length, known once the last fragment arrived.
+    total: Option<u32>,
+    /// Next header of the offset-0 fragment.
+    next_header: Option<u8>,
+    fragments: usize,
+    wire_len: u32,
+}
+
+/// The defragmentation engine shared by IPv4 and IPv6.
+#[derive(Debug)]
+pub(crate) struct Defragmenter {
+    limits: DefragLimits,
+    trains: BTreeMap<FragKey, Train>,
+    age: BTreeMap<(Timestamp, u64), FragKey>,
+    seq: u64,
+    bytes: usize,
+}
+
+impl Defragmenter {
+    pub(crate) fn new(limits: DefragLimits) -> Self {
+        Defragmenter {
+            limits,
+            trains: BTreeMap::new(),
+            age: BTreeMap::new(),
+            seq: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Trains in progress.
+    pub(crate) fn in_progress(&self) -> usize {
+        self.trains.len()
+    }
+
+    /// Buffered bytes over all trains.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Drops trains whose first fragment is older than the timeout.
+    pub(crate) fn expire(&mut self, now: Timestamp, stats: &mut DefragStats) {
+        while let Some((&(started, _), &key)) = self.age.first_key_value() {
+            if now.nanos_since(started) < self.limits.timeout_ns {
+                break;
+            }
+            self.remove(&key);
+            stats.expired += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &FragKey) -> Option<Train> {
+        let t = self.trains.remove(key)?;
+        self.age.remove(&(t.started, t.seq));
+        self.bytes = self.bytes.saturating_sub(t.buf.len());
+        Some(t)
+    }
+
+    /// Evicts the oldest train other than `keep`; false if there is none.
+    fn evict_oldest(&mut self, keep: &FragKey, stats: &mut DefragStats) -> bool {
+        let Some(victim) = self.age.values().find(|k| *k != keep).copied() else {
+            return false;
+        };
+        self.remove(&victim);
+        stats.evicted += 1;
+        true
+    }
+
+    /// Adds a fragment of datagram `key`.
+    pub(crate) fn insert(
+        &mut self,
+        now: Timestamp,
+        key: FragKey,
+        frag: Fragment<'_>,
+        stats: &mut DefragStats,
+    ) -> Result<Outcome, FragDropReason> {
+        self.expire(now, stats);
+        let len = u32::try_from(frag.data.len()).map_err(|_| FragDropReason::TooLarge)?;
+        let start = frag.offset;
+        let end = start.checked_add(len).ok_or(FragDropReason::TooLarge)?;
+        if end > MAX_DATAGRAM {
+            return Err(FragDropReason::TooLarge);
+        }
+        if frag.more && (len == 0 || len % 8 != 0) {
+            return Err(FragDropReason::BadFragment);
+        }
+        if !self.trains.contains_key(&key) {
+            if self.limits.max_datagrams == 0 {
+                return Err(FragDropReason::MemoryLimit);
+            }
+            while self.trains.len() >= self.limits.max_datagrams && self.evict_oldest(&key, stats) {
+            }
+            self.seq = self.seq.wrapping_add(1);
+            let train = Train {
+                started: now,
+                seq: self.seq,
+                buf: Vec::new(),
+                have: Vec::new(),
+                total: None,
+                next_header: None,
+                fragments: 0,
+                wire_len: 0,
+            };
+            self.age.insert((now, self.seq), key);
+            self.trains.insert(key, train);
+        }
+        // Make room for the buffer growth before touching the train.
+        let cur_len = self.trains.get(&key).map_or(0, |t| t.buf.len());
+        let growth = usize::try_from(end)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(cur_len);
+        while self.bytes.saturating_add(growth) > self.limits.max_bytes {
+            if !self.evict_oldest(&key, stats) {
+                if cur_len == 0 {
+                    self.remove(&key);
+                }
+                return Err(FragDropReason::MemoryLimit);
+            }
+        }
+        let max_fragments = self.limits.max_fragments;
+        let Some(train) = self.trains.get_mut(&key) else {
+            return Err(FragDropReason::MemoryLimit);
+        };
+        train.fragments += 1;
+        let verdict = if train.fragments > max_fragments {
+            Err(FragDropReason::TooManyFragments)
+        } else {
+            check_length(train, frag.more, end)
+        };
+        if let Err(r) = verdict {
+            self.remove(&key);
+            stats.trains_dropped += 1;
+            return Err(r);
+        }
+        stats.fragments += 1;
+        if growth > 0 {
+            train.buf.resize(cur_len.saturating_add(growth), 0);
+            self.bytes = self.bytes.saturating_add(growth);
+        }
+        if start == 0 && train.next_header.is_none() {
+            train.next_header = Some(frag.next_header);
+        }
+        train.wire_len = train.wire_len.saturating_add(frag.wire_len);
+        let (overlap, conflicts) = fill(train, start, end, frag.data);
+        stats.overlap_bytes += u64::from(overlap);
+        stats.overlap_conflict_bytes += u64::from(conflicts);
+        if overlap == len && len > 0 {
+            stats.duplicates += 1;
+        }
+        merge(&mut train.have, (start, end));
+        let complete =
+            matches!((train.total, train.have.as_slice()), (Some(t), [(0, e)]) if *e == t);
+        if !complete {
+            return Ok(Outcome::Held);
+        }
+        let Some(mut t) = self.remove(&key) else {
+            return Ok(Outcome::Held);
+        };
+        stats.reassembled += 1;
+        t.buf
+            .truncate(usize::try_from(t.total.unwrap_or(0)).unwrap_or(usize::MAX));
+        Ok(Outcome::Complete(Reassembled {
+            next_header: t.next_header.unwrap_or(frag.next_header),
+            data: t.buf,
+            wire_len: t.wire_len,
+        }))
+    }
+}
+
+/// Checks a fragment ending at `end` against the datagram length known so far, and
+/// records the length when this is the last fragment.
+fn check_length(train: &mut Train, more: bool, end: u32) -> Result<(), FragDropReason> {
+    let max_seen = train.have.last().map_or(0, |&(_, e)| e);
+    if more {
+        if train.total.is_some_and(|t| end > t) {
+            return Err(FragDropReason::Inconsistent);
+        }
+    } else {
+        if train.total.is_some_and(|t| t != end) || max_seen > end {
+            return Err(FragDropReason::Inconsistent);
+        }
+        train.total = Some(end);
+    }
+    Ok(())
+}
+
+/// Copies the bytes of `[start, end)` not yet received into the buffer (first copy
+/// wins); returns (overlapping bytes, overlapping bytes that differ).
+fn fill(train: &mut Train, start: u32, end: u32, data: &[u8]) -> (u32, u32) {
+    let (mut overlap, mut conflicts) = (0u32, 0u32);
+    let copy = |buf: &mut Vec<u8>, from: u32, to: u32| {
+        let src = data
+            .get(idx(from - start)..idx(to - start))
+            .unwrap_or_default();
+        if let Some(dst) = buf.get_mut(idx(from)..idx(to)) {
+            dst.copy_from_slice(src);
+        }
+    };
+    let mut cur = start;
+    for &(a, b) in &train.have {
+        if b <= cur {
+            continue;
+        }
+        if a >= end {
+            break;
+        }
+        if a > cur {
+            copy(&mut train.buf, cur, a);
+        }
+        let (os, oe) = (a.max(cur), b.min(end));
+        overlap += oe - os;
+        let old = train.buf.get(idx(os)..idx(oe)).unwrap_or_default();
+        let new = data
+            .get(idx(os - start)..idx(oe - start))
+            .unwrap_or_default();
+        conflicts += old.iter().zip(new).filter(|(x, y)| x != y).count() as u32;
+        cur = oe;
+        if cur >= end {
+            break;
+        }
+    }
+    if cur < end {
+        copy(&mut train.buf, cur, end);
+    }
+    (overlap, conflicts)
+}
+
+fn idx(v: u32) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Inserts `[s, e)` into a sorted list of disjoint intervals, merging touching ones.
+fn merge(have: &mut Vec<(u32, u32)>, (s, e): (u32, u32)) {
+    if s == e {
+        return;
+    }
+    let pos = have.partition_point(|&(a, _)| a < s);
+    have.insert(pos, (s, e));
+    let mut out = 0usize;
+    for i in 0..have.len() {
+        let Some(&(a, b)) = have.get(i) else { break };
+        match out.checked_sub(1).and_then(|p| have.get_mut(p)) {
+            Some(prev) if a <= prev.1 => prev.1 = prev.1.max(b),
+            _ => {
+                if let Some(slot) = have.get_mut(out) {
+                    *slot = (a, b);
+                }
+                out += 1;
+            }
+        }
+    }
+    have.truncate(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: DefragLimits = DefragLimits {
+        max_datagrams: 16,
+        max_bytes: 1 << 20,
+        max_fragments: 64,
+        timeout_ns: 30_000_000_000,
+    };
+
+    fn key(id: u16) -> FragKey {
+        FragKey::V4 {
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            dst: Ipv4Addr::new(10, 0, 0, 2),
+            proto: 17,
+            id,
+            vlan: None,
+        }
+    }
+
+    fn datagram(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + 3) as u8).collect()
+    }
+
+    /// Splits `data` into fragments of `size` (a multiple of 8).
+    fn split(data: &[u8], size: usize) -> Vec<(u32, bool, Vec<u8>)> {
+        let chunks: Vec<_> = data.chunks(size).collect();
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((i * size) as u32, i + 1 < chunks.len(), c.to_vec()))
+            .collect()
+    }
+
+    fn feed(
+        d: &mut Defragmenter,
+        st: &mut DefragStats,
+        now: i64,
+        k: FragKey,
+        f: &(u32, bool, Vec<u8>),
+    ) -> Result<Outcome, FragDropReason> {
+        d.insert(
+            Timestamp(now),
+            k,
+            Fragment {
+                offset: f.0,
+                more: f.1,
+                data: &f.2,
+                next_header: 17,
+                wire_len: 100,
+            },
+            st,
+        )
+    }
+
+    fn complete(o: Result<Outcome, FragDropReason>) -> Option<Vec<u8>> {
+        match o {
+            Ok(Outcome::Complete(r)) => Some(r.data),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn in_order_and_reverse() {
+        let data = datagram(1000);
+        let frags = split(&data, 240);
+        for order in [false, true] {
+            let mut d = Defragmenter::new(LIMITS);
+            let mut st = DefragStats::default();
+            let mut seq: Vec<_> = frags.clone();
+            if order {
+                seq.reverse();
+            }
+            let n = seq.len();
+            for (i, f) in seq.iter().enumerate() {
+                let out = feed(&mut d, &mut st, 1, key(1), f);
+                if i + 1 < n {
+                    assert!(matches!(out, Ok(Outcome::Held)));
+                } else {
+                    let Ok(Outcome::Complete(r)) = out else {
+                        panic!("incomplete")
+                    };
+                    assert_eq!(r.data, data);
+                    assert_eq!(r.next_header, 17);
+                    assert_eq!(r.wire_len, 100 * n as u32);
+                }
+            }
+            assert_eq!(d.in_progress(), 0);
+            assert_eq!(d.buffered_bytes(), 0);
+            assert_eq!(st.reassembled, 1);
+        }
+    }
+
+    #[test]
+    fn overlap_first_copy_wins_and_conflicts_counted() {
+        let mut d = Defragmenter::new(LIMITS);
+        let mut st = DefragStats::default();
+        assert!(matches!(
+            feed(&mut d, &mut st, 1, key(2), &(0, true, vec![1; 16])),
+            Ok(Outcome::Held)
+        ));
+        // Overlaps bytes 8..16 with different content, then extends to 24.
+        assert!(matches!(
+            feed(&mut d, &mut st, 1, key(2), &(8, true, vec![2; 16])),
+            Ok(Outcome::Held)
+        ));
+        let out =
+            complete(feed(&mut d, &mut st, 1, key(2), &(24, false, vec![3; 4]))).expect("complete");
+        let mut want = vec![1u8; 16];
+        want.extend_from_slice(&[2; 8]);
+        want.extend_from_slice(&[3; 4]);
+        assert_eq!(out, want);
+        assert_eq!(st.overlap_bytes, 8);
+        assert_eq!(st.overlap_conflict_bytes, 8);
+    }
+
+    #[test]
+    fn duplicates_counted() {
+        let mut d = Defragmenter::new(LIMITS);
+        let mut st = DefragStats::default();
+        let f = (0, true, vec![9; 8]);
+        feed(&mut d, &mut st, 1, key(3), &f).expect("held");
+        feed(&mut d, &mut st, 1, key(3), &f).expect("held");
+        assert_eq!(
+            (st.duplicates, st.overlap_bytes, st.overlap_conflict_bytes),
+            (1, 8, 0)
+        );
+    }
+
+    #[test]
+    fn bad_fragments() {
+        let mut d = Defragmenter::new(LIMITS);
+        let mut st = DefragStats::default();
+        assert_eq!(
+            feed(&mut d, &mut st, 1, key(4), &(0, true, vec![0; 7])).err(),
+            Some(FragDropReason::BadFragment)
+        );
+        assert_eq!(
+            feed(&mut d, &mut st, 1, key(4), &(0, true, vec![])).err(),
+            Some(FragDropReason::BadFragment)
+        );
+        assert_eq!(
+            feed(&mut d, &mut st, 1, key(4), &(65528, false, vec![0; 8])).err(),
+            Some(FragDropReason::TooLarge)
+        );
+        // Two different last fragments.
+        feed(&mut d, &mut st, 1, key(4), &(16, false, vec![0; 8])).expect("held");
+        assert_eq!(
+            feed(&mut d, &mut st, 1, key(4), &(16, false, vec![0; 4])).err(),
+            Some(FragDropReason::Inconsistent)
+        );
+        assert_eq!(d.in_progress(), 0, "inconsistent train dropped");
+        // Data beyond the declared end.
+        feed(&mut d, &mut st, 1, key(5), &(8, false, vec![0; 4])).expect("held");
+        assert_eq!(
+            feed(&mut d, &mut st, 1, key(5), &(8, true, vec![0; 8])).err(),
+            Some(FragDropReason::Inconsistent)
+        );
+        assert_eq!(st.trains_dropped, 2);
+    }
+
+    #[test]
+    fn timeout_expires_trains() {
+        let mut d = Defragmenter::new(LIMITS);
+        let mut st = DefragStats::default();
+        feed(&mut d, &mut st, 0, key(6), &(0, true, vec![0; 8])).expect("held");
+        d.expire(Timestamp(LIMITS.timeout_ns - 1), &mut st);
+        assert_eq!(d.in_progress(), 1);
+        d.expire(Timestamp(LIMITS.timeout_ns), &mut st);
+        assert_eq!((d.in_progress(), st.expired, d.buffered_bytes()), (0, 1, 0));
+        // A late last fragment starts a new train instead of completing the old one.
+        feed(&mut d, &mut st, 0, key(7), &(0, true, vec![0; 8])).expect("held");
+        let late = feed(
+            &mut d,
+            &mut st,
+            LIMITS.timeout_ns + 5,
+            key(7),
+            &(8, false, vec![0; 8]),
+        );
+        assert!(matches!(late, Ok(Outcome::Held)));
+        assert_eq!(st.expired, 2);
+    }
+
+    #[test]
+    fn datagram_cap_evicts_oldest() {
+        let mut d = Defragmenter::new(DefragLimits {
+            max_datagrams: 2,
+            ..LIMITS
+        });
+        let mut st = DefragStats::default();
+        for id in 0..3 {
+            feed(
+                &mut d,
+                &mut st,
+                i64::from(id),
+                key(id),
+                &(0, true, vec![0; 8]),
+            )
+            .expect("held");
+        }
+        assert_eq!((d.in_progress(), st.evicted), (2, 1));
+        // key(0) was the oldest: its last fragment now starts a new train.
+        assert!(matches!(
+            feed(&mut d, &mut st, 3, key(0), &(8, false, vec![0; 8])),
+            Ok(Outcome::Held)
+        ));
+        assert!(complete(feed(&mut d, &mut st, 3, key(2), &(8, false, vec![0; 8]))).is_some());
+    }
+
+    #[test]
+    fn byte_cap_evicts_then_refuses() {
+        let mut d = Defragmenter::new(DefragLimits {
+            max_bytes: 1000,
+            ..LIMITS
+        });
+        let mut st = DefragStats::default();
+        feed(&mut d, &mut st, 0, key(1), &(0, true, vec![0; 800])).expect("held");
+        feed(&mut d, &mut st, 1, key(2), &(0, true, vec![0; 800])).expect("held");
+        assert_eq!(
+            (d.in_progress(), st.evicted, d.buffered_bytes()),
+            (1, 1, 800)
+        );
+        assert_eq!(
+            feed(&mut d, &mut st, 2, key(3), &(0, true, vec![0; 1008])).err(),
+            Some(FragDropReason::MemoryLimit)
+        );
+        assert!(d.buffered_bytes() <= 1000);
+        assert_eq!(d.in_progress(), 0);
+    }
+
+    #[test]
+    fn fragment_count_cap() {
+        let mut d = Defragmenter::new(DefragLimits {
+            max_fragments: 4,
+            ..LIMITS
+        });
+        let mut st = DefragStats::default();
+        for i in 0..4u32 {
+            feed(&mut d, &mut st, 0, key(1), &(i * 8, true, vec![0; 8])).expect("held");
+        }
+        assert_eq!(
+            feed(&mut d, &mut st, 0, key(1), &(32, true, vec![0; 8])).err(),
+            Some(FragDropReason::TooManyFragments)
+        );
+        assert_eq!(d.in_progress(), 0);
+    }
+
+    #[test]
+    fn merge_intervals() {
+        let mut v = vec![];
+        merge(&mut v, (16, 24));
+        merge(&mut v, (0, 8));
+        assert_eq!(v, vec![(0, 8), (16, 24)]);
+        merge(&mut v, (8, 16));
+        assert_eq!(v, vec![(0, 24)]);
+        merge(&mut v, (4, 40));
+        assert_eq!(v, vec![(0, 40)]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_permutation_with_duplicates_reassembles(
+            len in 1usize..3000,
+            size_units in 1usize..40,
+            order in proptest::collection::vec(any::<proptest::sample::Index>(), 1..80),
+        ) {
+            let data = datagram(len);
+            let frags = split(&data, size_units * 8);
+            // Every fragment at least once, in a random order, then random duplicates
+            // interleaved before the datagram completes.
+            let mut seq: Vec<usize> = (0..frags.len()).collect();
+            for (i, ix) in order.iter().enumerate() {
+                let j = ix.index(seq.len());
+                if i % 2 == 0 {
+                    let k = i % seq.len();
+                    seq.swap(k, j);
+                } else {
+                    let dup = seq[j];
+                    seq.insert(j, dup);
+                }
+            }
+            let mut d = Defragmenter::new(DefragLimits { max_fragments: 1024, ..LIMITS });
+            let mut st = DefragStats::default();
+            let mut done = None;
+            for &i in &seq {
+                match feed(&mut d, &mut st, 1, key(9), &frags[i]) {
+                    Ok(Outcome::Complete(r)) => { done = Some(r.data); break; }
+                    Ok(Outcome::Held) => {}
+                    Err(e) => prop_assert!(false, "dropped: {e:?}"),
+                }
+            }
+            prop_assert_eq!(done, Some(data));
+            prop_assert_eq!(st.overlap_conflict_bytes, 0);
+            prop_assert_eq!(d.buffered_bytes(), 0);
+        }
+
+        #[test]
+        fn random_fragments_respect_bounds(
+            frags in proptest::collection::vec((0u32..70_000, any::<bool>(), 0usize..600, 0u16..4), 1..200),
+        ) {
+            let limits = DefragLimits { max_datagrams: 3, max_bytes: 100_000, max_fragments: 50, timeout_ns: 10 };
+            let mut d = Defragmenter::new(limits);
+            let mut st = DefragStats::default();
+            for (t, (off, more, n, id)) in frags.iter().enumerate() {
+                let data = vec![0u8; *n];
+                let _ = d.insert(Timestamp(t as i64), key(*id), Fragment { offset: off & !7, more: *more, data: &data, next_header: 6, wire_len: 1 }, &mut st);
+                prop_assert!(d.in_progress() <= 3);
+                prop_assert!(d.buffered_bytes() <= 100_000);
+            }
+        }
+    }
+}
