@@ -400,7 +400,7 @@ pub(crate) mod tests {
         }
         pub(crate) fn block(&mut self, btype: u32, body: &[u8]) {
             let mut body = body.to_vec();
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             let total = (body.len() + 12) as u32;

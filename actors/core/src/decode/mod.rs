@@ -349,6 +349,11 @@ impl Decoder {
         self.defrag.in_progress()
     }
 
+    /// Bytes buffered for reassembly.
+    pub fn fragment_bytes_buffered(&self) -> usize {
+        self.defrag.buffered_bytes()
+    }
+
     /// The counters.
     pub fn stats(&self) -> &DecodeStats {
         &self.stats

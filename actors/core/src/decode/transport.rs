@@ -168,7 +168,7 @@ pub(crate) mod tests {
     /// Builds a TCP header with `opts` (padded to 4) and `payload`.
     pub(crate) fn tcp(sport: u16, dport: u16, flags: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
         let mut o = opts.to_vec();
-        while o.len() % 4 != 0 {
+        while !o.len().is_multiple_of(4) {
             o.push(0);
         }
         let doff = ((20 + o.len()) / 4) as u8;
