@@ -7,9 +7,11 @@
 //! Design: each train keeps a buffer of the fragmentable data and a sorted list of
 //! disjoint half-open byte intervals already received (an interval list rather than
 //! RFC 815 hole descriptors: the same information, but it also tells which bytes
-//! overlap). Overlap policy is *first copy wins* (Suricata's "first"; Linux and the BSDs
-//! prefer later/earlier data depending on position, the classic Ptacek-Newsham evasion
-//! surface). Keeping first bytes also neutralises the RFC 1858 tiny-fragment overlap
+//! overlap). Overlap policy is *first copy wins* (Suricata's "first"). Hosts differ here
+//! (Novak, "Target-Based Fragmentation Reassembly", 2005): the BSD policy keeps earlier
+//! data unless the new fragment starts before the existing one, Linux favours the new
+//! fragment in more cases; that difference is the classic Ptacek-Newsham evasion
+//! surface. Keeping first bytes also neutralises the RFC 1858 tiny-fragment overlap
 //! attack that rewrites TCP flags with a later fragment at offset 8. Overlapping bytes
 //! that differ are counted, never silently merged.
 //!
@@ -347,10 +349,9 @@ fn fill(train: &mut Train, start: u32, end: u32, data: &[u8]) -> (u32, u32) {
         }
     };
     let mut cur = start;
-    for &(a, b) in &train.have {
-        if b <= cur {
-            continue;
-        }
+    // Intervals ending at or before `start` cannot overlap: skip them by binary search.
+    let first = train.have.partition_point(|&(_, b)| b <= start);
+    for &(a, b) in train.have.get(first..).unwrap_or_default() {
         if a >= end {
             break;
         }

@@ -48,8 +48,10 @@ impl Default for DecodeConfig {
         DecodeConfig {
             defrag_max_datagrams: 4096,
             defrag_max_bytes: 16 << 20,
-            // 65535 / 8: a datagram of minimal non-last fragments.
-            defrag_max_fragments: 8192,
+            // A 64 KiB datagram over the IPv4 minimum MTU of 68 (RFC 791 §3.2) needs
+            // ~1365 fragments; nobody sends that, while 1024 bounds the per-datagram
+            // interval work an 8-byte-fragment flood can cause.
+            defrag_max_fragments: 1024,
             // RFC 8200 §4.5 abandons reassembly after 60 s; 30 s as Linux's ipfrag_time.
             defrag_timeout_ns: 30 * Timestamp::NANOS_PER_SEC,
             max_vlan_depth: 4,
