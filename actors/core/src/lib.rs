@@ -6,3 +6,5 @@
 //! depends on time takes `now` (a packet timestamp), so any result is reproducible from
 //! bytes and timestamps alone.
 #![forbid(unsafe_code)]
+
+pub mod fingerprint;
