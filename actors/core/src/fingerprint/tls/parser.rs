@@ -362,6 +362,10 @@ impl TlsDirectionParser {
                     );
                 }
                 match parse_server_hello(body) {
+                    Ok(sh) if sh.is_hello_retry_request && self.hellos == 1 => {
+                        // RFC 8446 §4.1.4: a second HelloRetryRequest is an error.
+                        self.malformed(HelloKind::Server, MalformedReason::UnexpectedHello, out);
+                    }
                     Ok(sh) => {
                         self.hellos += 1;
                         let first = self.hellos == 1;
