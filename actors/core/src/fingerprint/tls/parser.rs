@@ -74,34 +74,31 @@ pub enum Probe {
 /// handshake length in 38..=[`MAX_HANDSHAKE_LEN`], hello version major 3.
 /// Decides with at most 10 bytes.
 pub fn probe_tls(first_bytes: &[u8]) -> Probe {
-    let b = |i: usize| first_bytes.get(i).copied();
-    let checks: [(usize, fn(&[u8]) -> bool); 5] = [
-        (1, |d| d.first() == Some(&CT_HANDSHAKE)),
-        (2, |d| d.get(1) == Some(&3)),
-        (5, |d| {
-            let len = be(d, 3, 2);
-            (1..=1 << 14).contains(&len)
-        }),
-        (6, |d| {
-            matches!(d.get(5), Some(&HT_CLIENT_HELLO | &HT_SERVER_HELLO))
-        }),
-        (9, |d| {
-            (MIN_HELLO_LEN..=MAX_HANDSHAKE_LEN).contains(&be(d, 6, 3))
-        }),
+    let d = first_bytes;
+    // Each check needs the first `n` bytes; the first failing check answers No.
+    let checks = [
+        (1, d.first() == Some(&CT_HANDSHAKE)),
+        (2, d.get(1) == Some(&3)),
+        (5, (1..=1 << 14).contains(&be(d, 3, 2))),
+        (
+            6,
+            matches!(d.get(5), Some(&HT_CLIENT_HELLO | &HT_SERVER_HELLO)),
+        ),
+        (
+            9,
+            (MIN_HELLO_LEN..=MAX_HANDSHAKE_LEN).contains(&be(d, 6, 3)),
+        ),
+        (10, d.get(9) == Some(&3)),
     ];
     for (need, ok) in checks {
-        if first_bytes.len() < need {
+        if d.len() < need {
             return Probe::NeedMore;
         }
-        if !ok(first_bytes) {
+        if !ok {
             return Probe::No;
         }
     }
-    match b(9) {
-        None => Probe::NeedMore,
-        Some(3) => Probe::Yes,
-        Some(_) => Probe::No,
-    }
+    Probe::Yes
 }
 
 /// Big-endian integer of `n` (≤ 3) bytes at `at`; 0 when out of range.

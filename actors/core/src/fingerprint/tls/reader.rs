@@ -92,7 +92,7 @@ impl<'a> Reader<'a> {
 /// Decodes a byte string holding a whole number of big-endian `uint16`s; `None` when the
 /// length is odd (a list of 2-byte code points cannot have an odd length).
 pub(crate) fn u16_list(bytes: &[u8]) -> Option<Vec<u16>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     Some(
