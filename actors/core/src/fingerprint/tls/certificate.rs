@@ -11,6 +11,8 @@ use super::MalformedReason;
 use flowmesh_schemas::CertificateInfo;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
+use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// Lowercase hex of a byte string.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -44,8 +46,8 @@ fn summarise(der: &[u8]) -> CertificateInfo {
     let sha256 = hex(&Sha256::digest(der));
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, cert)) => CertificateInfo {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            subject: rfc4514(cert.subject()),
+            issuer: rfc4514(cert.issuer()),
             not_before: rfc3339(cert.validity().not_before.timestamp()),
             not_after: rfc3339(cert.validity().not_after.timestamp()),
             sha256,
@@ -55,6 +57,84 @@ fn summarise(der: &[u8]) -> CertificateInfo {
             ..CertificateInfo::default()
         },
     }
+}
+
+/// RFC 4514 §2 string form of a distinguished name: RDNs in reverse order (last RDN of
+/// the DER SEQUENCE first), separated by `,`; attributes of a multi-valued RDN joined by
+/// `+` (also in reverse order, as `openssl -nameopt RFC2253` prints them); the short names of RFC 4514 §3 (CN, L, ST, O, OU, C, STREET, DC, UID), dotted
+/// OIDs otherwise; values escaped per §2.4.
+pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .rev() // as OpenSSL's RFC 2253 output: the whole name is walked backwards
+                .map(|attr| format!("{}={}", attr_name(attr), escape(&attr_text(attr))))
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// Short name of an attribute type (RFC 4514 §3), else its dotted OID.
+fn attr_name(attr: &AttributeTypeAndValue<'_>) -> String {
+    let oid = attr.attr_type().to_id_string();
+    let short = match oid.as_str() {
+        "2.5.4.3" => "CN",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.6" => "C",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return oid,
+    };
+    short.to_string()
+}
+
+/// Text of an attribute value: UTF-8 string types as is, BMPString decoded from
+/// UTF-16BE, anything else as lossy UTF-8 of its content octets.
+fn attr_text(attr: &AttributeTypeAndValue<'_>) -> String {
+    if let Ok(s) = attr.as_str() {
+        return s.to_string();
+    }
+    let bytes = attr.as_slice();
+    if attr.attr_value().tag() == Tag::BmpString {
+        let units: Vec<u16> = bytes
+            .chunks(2)
+            .map(|c| {
+                u16::from_be_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ])
+            })
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// RFC 4514 §2.4 escaping: `"`, `+`, `,`, `;`, `<`, `>`, `\` anywhere, `#` or space at
+/// the start, space at the end, and NUL as `\00`.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Formats a Unix timestamp as an RFC 3339 UTC date-time, e.g. `2026-01-02T03:04:05Z`.
@@ -82,6 +162,38 @@ pub(crate) fn rfc3339(ts: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A certificate made with `openssl req -x509 -multivalue-rdn -subj
+    /// "/C=US/O=Example, Inc./OU=Ops\\+Dev/CN=host.example+UID=42"`; the expected strings
+    /// are `openssl x509 -nameopt RFC2253` output.
+    #[test]
+    fn certificate_summary_matches_openssl() {
+        let der = include_bytes!("testdata/multi_rdn.der");
+        let mut body = vec![0, 0, 0, 0, 0, 0];
+        let n = der.len();
+        body[1..3].copy_from_slice(&u16::try_from(n + 3).expect("small").to_be_bytes());
+        body[4..6].copy_from_slice(&u16::try_from(n).expect("small").to_be_bytes());
+        body.extend_from_slice(der);
+        let chain = parse_certificate_chain(&body).expect("valid chain");
+        let c = &chain[0];
+        let dn = "CN=host.example+UID=42,OU=Ops\\+Dev,O=Example\\, Inc.,C=US";
+        assert_eq!(c.subject, dn);
+        assert_eq!(c.issuer, dn);
+        assert_eq!(c.not_before, "2026-11-21T17:25:02Z");
+        assert_eq!(c.not_after, "2026-12-21T17:25:02Z");
+        assert_eq!(
+            c.sha256,
+            "f1af97b6fde1b75252573c2e59e0c1629495f3ddf5659b7e6d11404491baa4c8"
+        );
+    }
+
+    #[test]
+    fn rfc4514_escaping() {
+        assert_eq!(escape("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape("#x "), "\\#x\\ ");
+        assert_eq!(escape(" "), "\\ ");
+        assert_eq!(escape("plain"), "plain");
+    }
 
     #[test]
     fn rfc3339_known_values() {
