@@ -67,11 +67,13 @@ pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
     let rdns: Vec<String> = name
         .iter_rdn()
         .map(|rdn| {
-            rdn.iter()
-                .rev() // as OpenSSL's RFC 2253 output: the whole name is walked backwards
+            let mut attrs: Vec<String> = rdn
+                .iter()
                 .map(|attr| format!("{}={}", attr_name(attr), escape(&attr_text(attr))))
-                .collect::<Vec<_>>()
-                .join("+")
+                .collect();
+            // As OpenSSL's RFC 2253 output: the whole name is walked backwards.
+            attrs.reverse();
+            attrs.join("+")
         })
         .collect();
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
