@@ -156,7 +156,7 @@ pub enum MalformedReason {
     /// (RFC 8446 §5.1: handshake messages MUST NOT be interleaved with other records).
     #[error("record interleaved inside a fragmented handshake message")]
     InterleavedRecord,
-    /// The stream ended (see [`TlsDirectionParser::finish`]) inside a hello.
+    /// The stream ended (see [`TlsDirectionParser::end_of_stream`]) inside a hello.
     #[error("hello truncated")]
     TruncatedHello,
     /// legacy_session_id longer than 32 bytes or past the end of the hello.
@@ -248,5 +248,7 @@ pub enum TlsEvent {
     NotTls,
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

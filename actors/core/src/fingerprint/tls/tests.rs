@@ -1,17 +1,16 @@
 //! Unit tests for the TLS parser with hand-built hellos: every length check, record and
 //! handshake fragmentation (byte-at-a-time feeding), GREASE, HelloRetryRequest flows,
-//! and property tests that `feed` never panics.
+//! (property tests are in `proptests.rs`).
 
 use super::*;
-use proptest::prelude::*;
 
-fn v8(d: &[u8]) -> Vec<u8> {
+pub(super) fn v8(d: &[u8]) -> Vec<u8> {
     let mut v = vec![u8::try_from(d.len()).expect("short")];
     v.extend_from_slice(d);
     v
 }
 
-fn v16(d: &[u8]) -> Vec<u8> {
+pub(super) fn v16(d: &[u8]) -> Vec<u8> {
     let mut v = u16::try_from(d.len())
         .expect("short")
         .to_be_bytes()
@@ -20,18 +19,18 @@ fn v16(d: &[u8]) -> Vec<u8> {
     v
 }
 
-fn ext(ty: u16, data: &[u8]) -> Vec<u8> {
+pub(super) fn ext(ty: u16, data: &[u8]) -> Vec<u8> {
     let mut v = ty.to_be_bytes().to_vec();
     v.extend(v16(data));
     v
 }
 
-fn u16s(vals: &[u16]) -> Vec<u8> {
+pub(super) fn u16s(vals: &[u16]) -> Vec<u8> {
     vals.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
 /// The extensions of a typical TLS 1.3 ClientHello, GREASE included.
-fn client_exts() -> Vec<Vec<u8>> {
+pub(super) fn client_exts() -> Vec<Vec<u8>> {
     vec![
         ext(0x0a0a, &[]),
         ext(
@@ -47,7 +46,7 @@ fn client_exts() -> Vec<Vec<u8>> {
     ]
 }
 
-fn client_body(exts: &[Vec<u8>]) -> Vec<u8> {
+pub(super) fn client_body(exts: &[Vec<u8>]) -> Vec<u8> {
     let mut b = vec![0x03, 0x03];
     b.extend([7u8; 32]);
     b.extend(v8(&[9u8; 32]));
@@ -57,7 +56,7 @@ fn client_body(exts: &[Vec<u8>]) -> Vec<u8> {
     b
 }
 
-fn server_body(random: [u8; 32], version: Option<u16>, alpn: Option<&[u8]>) -> Vec<u8> {
+pub(super) fn server_body(random: [u8; 32], version: Option<u16>, alpn: Option<&[u8]>) -> Vec<u8> {
     let mut b = vec![0x03, 0x03];
     b.extend(random);
     b.extend(v8(&[]));
@@ -74,20 +73,20 @@ fn server_body(random: [u8; 32], version: Option<u16>, alpn: Option<&[u8]>) -> V
     b
 }
 
-fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
+pub(super) fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
     let len = u32::try_from(body.len()).expect("short").to_be_bytes();
     let mut v = vec![ty, len[1], len[2], len[3]];
     v.extend_from_slice(body);
     v
 }
 
-fn record(ctype: u8, frag: &[u8]) -> Vec<u8> {
+pub(super) fn record(ctype: u8, frag: &[u8]) -> Vec<u8> {
     let mut v = vec![ctype, 3, 1];
     v.extend(v16(frag));
     v
 }
 
-fn run(framing: Framing, bytes: &[u8]) -> (Vec<TlsEvent>, bool) {
+pub(super) fn run(framing: Framing, bytes: &[u8]) -> (Vec<TlsEvent>, bool) {
     let mut p = TlsDirectionParser::new(framing);
     let mut out = Vec::new();
     p.feed(bytes, &mut out);
@@ -549,72 +548,4 @@ fn helpers() {
     );
     assert_eq!(MalformedReason::RecordTooLarge.as_str(), "record_too_large");
     assert_eq!(MalformedReason::TruncatedHello.as_str(), "truncated_hello");
-}
-
-/// A server flight and a client flight used as mutation seeds.
-fn seeds() -> Vec<Vec<u8>> {
-    let ch = handshake(1, &client_body(&client_exts()));
-    let hrr = handshake(
-        2,
-        &server_body(HELLO_RETRY_REQUEST_RANDOM, Some(0x0304), None),
-    );
-    let sh = handshake(2, &server_body([5; 32], None, Some(b"h2")));
-    let cert = handshake(11, &[0, 0, 7, 0, 0, 4, 0x30, 0x02, 0x05, 0x00]);
-    vec![
-        [record(22, &ch), record(20, &[1]), record(22, &ch)].concat(),
-        [
-            record(22, &hrr),
-            record(20, &[1]),
-            record(22, &[sh, cert].concat()),
-        ]
-        .concat(),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn feed_never_panics_on_random_bytes(
-        data in proptest::collection::vec(any::<u8>(), 0..2048),
-        quic in any::<bool>(),
-        split in 1usize..64,
-    ) {
-        let framing = if quic { Framing::HandshakeMessages } else { Framing::Records };
-        let mut p = TlsDirectionParser::new(framing);
-        let mut out = Vec::new();
-        for c in data.chunks(split) {
-            p.feed(c, &mut out);
-        }
-        p.end_of_stream(&mut out);
-        prop_assert!(p.is_finished());
-        let _ = probe_tls(&data);
-    }
-
-    #[test]
-    fn feed_never_panics_on_mutated_hellos(
-        seed in 0usize..2,
-        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
-        cut in any::<usize>(),
-        split in 1usize..300,
-    ) {
-        let mut data = seeds()[seed].clone();
-        for (at, v) in flips {
-            let i = at % data.len();
-            data[i] = v;
-        }
-        data.truncate(cut % (data.len() + 1));
-        let (whole, _) = run(Framing::Records, &data);
-        // Any split gives the same events as feeding everything at once.
-        let mut p = TlsDirectionParser::new(Framing::Records);
-        let mut out = Vec::new();
-        for c in data.chunks(split) {
-            p.feed(c, &mut out);
-        }
-        prop_assert_eq!(&out, &whole);
-        // Never a ClientHello together with a Malformed client hello of the same bytes.
-        let _ = parse_client_hello(data.get(9..).unwrap_or_default());
-        let _ = parse_server_hello(data.get(9..).unwrap_or_default());
-        let _ = parse_certificate_chain(&data);
-    }
 }
