@@ -4,9 +4,9 @@ use crate::cli::ReplayArgs;
 use crate::summary::{Progress, Summary};
 use anyhow::{bail, Context, Result};
 use flowmesh_core::capture::{CaptureError, CaptureReader};
+use flowmesh_core::flow::FlowTableConfig;
 use flowmesh_core::reassembly::ReassemblyConfig;
 use flowmesh_core::shard::{Shard, ShardConfig};
-use flowmesh_core::flow::FlowTableConfig;
 use flowmesh_schemas::FlowRecord;
 use memmap2::Mmap;
 use std::fs::File;
@@ -26,9 +26,13 @@ fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
 }
 
 fn open_one(path: &Path) -> Result<Input> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_dir() {
-        bail!("{} is a directory; give capture files (pcap or pcapng)", path.display());
+        bail!(
+            "{} is a directory; give capture files (pcap or pcapng)",
+            path.display()
+        );
     }
     if meta.len() == 0 {
         bail!("{} is empty: not a pcap or pcapng file", path.display());
@@ -37,15 +41,26 @@ fn open_one(path: &Path) -> Result<Input> {
     // SAFETY: the mapping is read-only and private to this process. A file truncated
     // by another process while mapped would fault (SIGBUS); capture files being replayed
     // are not expected to shrink, which is the usual contract of pcap readers that map.
-    let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
-    CaptureReader::new(&map).with_context(|| format!("{} is not a readable capture file", path.display()))?;
-    Ok(Input { path: path.to_owned(), map })
+    let map =
+        unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+    CaptureReader::new(&map)
+        .with_context(|| format!("{} is not a readable capture file", path.display()))?;
+    Ok(Input {
+        path: path.to_owned(),
+        map,
+    })
 }
 
 fn shard_config(args: &ReplayArgs) -> ShardConfig {
     ShardConfig {
-        flows: FlowTableConfig { capacity: args.max_flows.max(1), ..FlowTableConfig::default() },
-        reassembly: ReassemblyConfig { depth: args.depth, ..ReassemblyConfig::default() },
+        flows: FlowTableConfig {
+            capacity: args.max_flows.max(1),
+            ..FlowTableConfig::default()
+        },
+        reassembly: ReassemblyConfig {
+            depth: args.depth,
+            ..ReassemblyConfig::default()
+        },
         reassembly_memcap: args.reassembly_memcap_mb.saturating_mul(1 << 20),
         fingerprints: args.fingerprints,
         ..ShardConfig::default()
@@ -58,7 +73,8 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let mut writer: Box<dyn Write> = if args.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
     } else {
-        let f = File::create(&args.output).with_context(|| format!("cannot create {}", args.output))?;
+        let f =
+            File::create(&args.output).with_context(|| format!("cannot create {}", args.output))?;
         Box::new(BufWriter::with_capacity(1 << 16, f))
     };
     let started = Instant::now();
@@ -84,7 +100,11 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             }
             n += 1;
             if n % 4096 == 0 {
-                progress.tick(&input.path, done_bytes + reader.offset() as u64, &shard.stats());
+                progress.tick(
+                    &input.path,
+                    done_bytes + reader.offset() as u64,
+                    &shard.stats(),
+                );
             }
         }
         done_bytes += input.map.len() as u64;
@@ -97,7 +117,14 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         eprintln!("flowmesh: warning: {w}");
     }
     if !args.quiet {
-        eprint!("{}", Summary { files: inputs.len(), stats: &shard.stats(), elapsed: started.elapsed() });
+        eprint!(
+            "{}",
+            Summary {
+                files: inputs.len(),
+                stats: &shard.stats(),
+                elapsed: started.elapsed()
+            }
+        );
     }
     Ok(())
 }

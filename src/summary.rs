@@ -21,7 +21,13 @@ impl Progress {
     /// Progress over `total_bytes` of input; silent when not `enabled`.
     pub fn new(enabled: bool, total_bytes: u64) -> Self {
         let now = Instant::now();
-        Progress { enabled, total_bytes, started: now, last: now, shown: false }
+        Progress {
+            enabled,
+            total_bytes,
+            started: now,
+            last: now,
+            shown: false,
+        }
     }
 
     /// Redraws the line if two seconds passed.
@@ -67,7 +73,11 @@ fn reasons(f: &mut fmt::Formatter<'_>, title: &str, counts: &ReasonCounts) -> fm
     if counts.total() == 0 {
         return writeln!(f, "  {title}: none");
     }
-    let list: Vec<String> = counts.sorted().iter().map(|(r, n)| format!("{r}={n}")).collect();
+    let list: Vec<String> = counts
+        .sorted()
+        .iter()
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
     writeln!(f, "  {title}: {} ({})", counts.total(), list.join(", "))
 }
 
@@ -87,8 +97,11 @@ impl fmt::Display for Summary<'_> {
             s.frames as f64 / secs,
             s.bytes as f64 * 8.0 / secs / 1e9
         )?;
-        let ended: Vec<String> =
-            EndReason::ALL.iter().zip(s.records).map(|(r, n)| format!("{}={n}", r.as_str())).collect();
+        let ended: Vec<String> = EndReason::ALL
+            .iter()
+            .zip(s.records)
+            .map(|(r, n)| format!("{}={n}", r.as_str()))
+            .collect();
         writeln!(f, "  flows ended: {}", ended.join(", "))?;
         reasons(f, "packet drops", &s.decode_drops)?;
         reasons(f, "malformed hellos", &s.sessions.malformed)?;
@@ -104,6 +117,10 @@ impl fmt::Display for Summary<'_> {
             s.reassembly.beyond_depth,
             s.reassembly.memcap_drops
         )?;
-        writeln!(f, "  flow table: {} created, {} evicted, {} expired", s.flows.created, s.flows.evicted, s.flows.expired)
+        writeln!(
+            f,
+            "  flow table: {} created, {} evicted, {} expired",
+            s.flows.created, s.flows.evicted, s.flows.expired
+        )
     }
 }

@@ -5,11 +5,22 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 const CLIENT_FIELDS: [&str; 5] = ["sni", "alpn", "ja3", "ja3_hash", "ja4"];
-const SERVER_FIELDS: [&str; 6] = ["ja3s", "ja3s_hash", "ja4s", "tls_version", "alpn_selected", "server_hello_is_hrr"];
+const SERVER_FIELDS: [&str; 6] = [
+    "ja3s",
+    "ja3s_hash",
+    "ja4s",
+    "tls_version",
+    "alpn_selected",
+    "server_hello_is_hrr",
+];
 
 fn load_expected() -> Vec<Value> {
-    let text = std::fs::read_to_string(corpus_dir().join("expected.jsonl")).expect("expected.jsonl readable");
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("valid row")).collect()
+    let text = std::fs::read_to_string(corpus_dir().join("expected.jsonl"))
+        .expect("expected.jsonl readable");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("valid row"))
+        .collect()
 }
 
 fn record_matches(rec: &Value, row: &Value) -> bool {
@@ -61,17 +72,25 @@ fn check_corpus(extra: &[&str]) {
     assert_eq!(rows.len(), 48, "the public corpus has 48 rows");
     let mut by_file: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for r in &rows {
-        by_file.entry(r["file"].as_str().expect("file").to_owned()).or_default().push(r);
+        by_file
+            .entry(r["file"].as_str().expect("file").to_owned())
+            .or_default()
+            .push(r);
     }
     let mut failures = Vec::new();
     let mut checked = 0;
     for (file, rows) in &by_file {
         let records = replay(&[corpus_dir().join("pcaps").join(file)], extra);
         for row in rows {
-            let label = format!("{file} {}:{} #{}", row["client_ip"], row["client_port"], row["client_hello_index"]);
+            let label = format!(
+                "{file} {}:{} #{}",
+                row["client_ip"], row["client_port"], row["client_hello_index"]
+            );
             let Some(rec) = records.iter().find(|r| record_matches(r, row)) else {
                 // No flow at all is acceptable only where nothing is expected.
-                if row["expect_client_fp"] == Value::Bool(true) || row["expect_server_fp"] == Value::Bool(true) {
+                if row["expect_client_fp"] == Value::Bool(true)
+                    || row["expect_server_fp"] == Value::Bool(true)
+                {
                     failures.push(format!("{label}: no flow record"));
                 }
                 continue;
@@ -79,11 +98,19 @@ fn check_corpus(extra: &[&str]) {
             let idx = row["client_hello_index"].as_u64().unwrap_or(0) as usize;
             let hs = rec["handshakes"].as_array().and_then(|h| h.get(idx));
             let mut bad = check_side(row, hs, &CLIENT_FIELDS, &row["expect_client_fp"]);
-            bad.extend(check_side(row, hs, &SERVER_FIELDS, &row["expect_server_fp"]));
+            bad.extend(check_side(
+                row,
+                hs,
+                &SERVER_FIELDS,
+                &row["expect_server_fp"],
+            ));
             if row["transport"] == "quic" && rec["l7"] != "quic" {
                 bad.push(format!("l7 {} (want quic)", rec["l7"]));
             }
-            if row["transport"] == "tcp" && row["expect_client_fp"] == Value::Bool(true) && rec["l7"] != "tls" {
+            if row["transport"] == "tcp"
+                && row["expect_client_fp"] == Value::Bool(true)
+                && rec["l7"] != "tls"
+            {
                 bad.push(format!("l7 {} (want tls)", rec["l7"]));
             }
             for b in bad {
@@ -93,13 +120,23 @@ fn check_corpus(extra: &[&str]) {
         }
         // No handshake may appear on a flow the corpus does not list (DNS, HTTP, cleartext on 443).
         for rec in &records {
-            let has_fp = rec["handshakes"].as_array().is_some_and(|h| h.iter().any(|x| !x["ja3"].is_null() || !x["ja4"].is_null()));
+            let has_fp = rec["handshakes"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|x| !x["ja3"].is_null() || !x["ja4"].is_null()));
             if has_fp && !rows.iter().any(|row| record_matches(rec, row)) {
-                failures.push(format!("{file}: unexpected handshake on {}:{} -> {}:{}", rec["client_ip"], rec["client_port"], rec["server_ip"], rec["server_port"]));
+                failures.push(format!(
+                    "{file}: unexpected handshake on {}:{} -> {}:{}",
+                    rec["client_ip"], rec["client_port"], rec["server_ip"], rec["server_port"]
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} rows differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} rows differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 48);
 }
 
@@ -111,31 +148,77 @@ fn every_corpus_row_is_reproduced() {
 #[test]
 fn every_flow_record_has_the_documented_keys() {
     let dir = corpus_dir().join("pcaps");
-    let records = replay(&[dir.join("pub_curl_vs_openssl_server.pcap"), dir.join("pub_ipv6_noise_ports.pcap")], &[]);
+    let records = replay(
+        &[
+            dir.join("pub_curl_vs_openssl_server.pcap"),
+            dir.join("pub_ipv6_noise_ports.pcap"),
+        ],
+        &[],
+    );
     assert!(records.len() >= 8, "expected flows, got {}", records.len());
     let keys = [
-        "transport", "l7", "client_ip", "client_port", "server_ip", "server_port", "first_seen", "last_seen",
-        "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "end_reason", "community_id", "handshakes",
+        "transport",
+        "l7",
+        "client_ip",
+        "client_port",
+        "server_ip",
+        "server_port",
+        "first_seen",
+        "last_seen",
+        "packets_c2s",
+        "packets_s2c",
+        "bytes_c2s",
+        "bytes_s2c",
+        "end_reason",
+        "community_id",
+        "handshakes",
     ];
     for r in &records {
         for k in keys {
             assert!(r.get(k).is_some(), "record lacks {k}: {r}");
         }
-        assert!(r["community_id"].as_str().is_some_and(|c| c.starts_with("1:") && c.len() == 30), "{r}");
+        assert!(
+            r["community_id"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("1:") && c.len() == 30),
+            "{r}"
+        );
         let first = r["first_seen"].as_str().expect("first_seen");
-        assert!(first.ends_with('Z') && first.len() == 30, "RFC 3339 with nanoseconds: {first}");
-        assert!(["fin", "rst", "idle", "evicted", "end_of_input"].contains(&r["end_reason"].as_str().expect("reason")));
+        assert!(
+            first.ends_with('Z') && first.len() == 30,
+            "RFC 3339 with nanoseconds: {first}"
+        );
+        assert!(["fin", "rst", "idle", "evicted", "end_of_input"]
+            .contains(&r["end_reason"].as_str().expect("reason")));
         for h in r["handshakes"].as_array().expect("array") {
-            for k in ["sni", "alpn", "alpn_selected", "tls_version", "server_hello_is_hrr", "ja3", "ja3_hash", "ja3s", "ja3s_hash", "ja4", "ja4s"] {
+            for k in [
+                "sni",
+                "alpn",
+                "alpn_selected",
+                "tls_version",
+                "server_hello_is_hrr",
+                "ja3",
+                "ja3_hash",
+                "ja3s",
+                "ja3s_hash",
+                "ja4",
+                "ja4s",
+            ] {
                 assert!(h.get(k).is_some(), "handshake lacks {k}: {h}");
             }
         }
     }
     // The curl flows close with FIN or RST, and their ClientHello counts are right.
     let tls: Vec<_> = records.iter().filter(|r| r["l7"] == "tls").collect();
-    assert!(tls.iter().all(|r| r["end_reason"] == "fin" || r["end_reason"] == "rst"), "TLS flows closed: {tls:?}");
+    assert!(
+        tls.iter()
+            .all(|r| r["end_reason"] == "fin" || r["end_reason"] == "rst"),
+        "TLS flows closed: {tls:?}"
+    );
     // DNS over UDP is a flow without l7.
-    assert!(records.iter().any(|r| r["transport"] == "udp" && r["server_port"] == 53 && r["l7"].is_null()));
+    assert!(records
+        .iter()
+        .any(|r| r["transport"] == "udp" && r["server_port"] == 53 && r["l7"].is_null()));
 }
 
 #[test]
@@ -144,8 +227,16 @@ fn ja4s_is_off_by_default() {
     let out = crate::support::flowmesh(&["replay", "--quiet", file.to_str().expect("utf-8 path")]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
-    let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    let hs: Vec<&Value> = recs.iter().flat_map(|r| r["handshakes"].as_array().expect("array")).collect();
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let hs: Vec<&Value> = recs
+        .iter()
+        .flat_map(|r| r["handshakes"].as_array().expect("array"))
+        .collect();
     assert_eq!(hs.len(), 3);
-    assert!(hs.iter().all(|h| h["ja4s"].is_null() && h["ja4"].is_string() && h["ja3s"].is_string()));
+    assert!(hs
+        .iter()
+        .all(|h| h["ja4s"].is_null() && h["ja4"].is_string() && h["ja3s"].is_string()));
 }

@@ -10,7 +10,10 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 fn stderr_of(args: &[&str]) -> (bool, String) {
     let out = flowmesh(args);
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -25,7 +28,10 @@ fn a_directory_is_a_clear_error() {
 fn a_missing_file_is_a_clear_error() {
     let (ok, err) = stderr_of(&["replay", "/nonexistent/flowmesh/x.pcap"]);
     assert!(!ok);
-    assert!(err.contains("cannot read /nonexistent/flowmesh/x.pcap"), "{err}");
+    assert!(
+        err.contains("cannot read /nonexistent/flowmesh/x.pcap"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -56,17 +62,35 @@ fn an_unknown_link_type_is_a_clear_error() {
 
 #[test]
 fn a_file_cut_short_keeps_its_records_and_warns() {
-    let src = std::fs::read(corpus_dir().join("pcaps/pub_curl_vs_openssl_server.pcap")).expect("read");
+    let src =
+        std::fs::read(corpus_dir().join("pcaps/pub_curl_vs_openssl_server.pcap")).expect("read");
     let p = tmp("cut.pcap");
     std::fs::write(&p, &src[..src.len() * 2 / 3 + 7]).expect("write");
-    let out = flowmesh(&["replay", "--fingerprints", "ja3,ja4", p.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = flowmesh(&[
+        "replay",
+        "--fingerprints",
+        "ja3,ja4",
+        p.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning"), "{err}");
-    let records: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    let with_hs = records.iter().filter(|r| r["handshakes"].as_array().is_some_and(|h| !h.is_empty())).count();
-    assert!(with_hs >= 2, "the first flows' handshakes survive: {with_hs}");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let with_hs = records
+        .iter()
+        .filter(|r| r["handshakes"].as_array().is_some_and(|h| !h.is_empty()))
+        .count();
+    assert!(
+        with_hs >= 2,
+        "the first flows' handshakes survive: {with_hs}"
+    );
     assert!(err.contains("flowmesh replay:"), "summary printed: {err}");
 }
 
@@ -75,7 +99,13 @@ fn output_to_a_file_equals_standard_output() {
     let f = corpus_dir().join("pcaps/pub_gnutls.pcap");
     let f = f.to_str().expect("utf-8");
     let p = tmp("out.jsonl");
-    let to_file = flowmesh(&["replay", "--quiet", "--output", p.to_str().expect("utf-8"), f]);
+    let to_file = flowmesh(&[
+        "replay",
+        "--quiet",
+        "--output",
+        p.to_str().expect("utf-8"),
+        f,
+    ]);
     assert!(to_file.status.success());
     assert!(to_file.stdout.is_empty());
     let to_stdout = flowmesh(&["replay", "--quiet", "-o", "-", f]);
@@ -88,8 +118,19 @@ fn output_to_a_file_equals_standard_output() {
 #[test]
 fn summary_reports_counts_and_reasons() {
     let f = corpus_dir().join("pcaps/pub_snaplen96.pcap");
-    let (ok, err) = stderr_of(&["replay", "--output", tmp("s.jsonl").to_str().expect("utf-8"), f.to_str().expect("utf-8")]);
+    let (ok, err) = stderr_of(&[
+        "replay",
+        "--output",
+        tmp("s.jsonl").to_str().expect("utf-8"),
+        f.to_str().expect("utf-8"),
+    ]);
     assert!(ok);
-    assert!(err.contains("packets") && err.contains("flows") && err.contains("handshakes"), "{err}");
-    assert!(err.contains("incomplete handshakes: ") && err.contains("client_hello_incomplete"), "{err}");
+    assert!(
+        err.contains("packets") && err.contains("flows") && err.contains("handshakes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("incomplete handshakes: ") && err.contains("truncated_hello"),
+        "{err}"
+    );
 }

@@ -19,12 +19,20 @@ pub fn corpus_dir() -> PathBuf {
 
 /// Runs the flowmesh binary with `args`.
 pub fn flowmesh(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowmesh")).args(args).output().expect("flowmesh binary runs")
+    Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .args(args)
+        .output()
+        .expect("flowmesh binary runs")
 }
 
 /// Replays `files` with every fingerprint on and returns the records.
 pub fn replay(files: &[PathBuf], extra: &[&str]) -> Vec<Value> {
-    let mut args: Vec<String> = vec!["replay".into(), "--quiet".into(), "--fingerprints".into(), "ja3,ja3s,ja4,ja4s".into()];
+    let mut args: Vec<String> = vec![
+        "replay".into(),
+        "--quiet".into(),
+        "--fingerprints".into(),
+        "ja3,ja3s,ja4,ja4s".into(),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(files.iter().map(|f| f.display().to_string()));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -25,7 +25,10 @@ impl ReasonCounts {
 
     /// The count of `reason` (0 if never seen).
     pub fn get(&self, reason: &str) -> u64 {
-        self.counts.iter().find(|(r, _)| *r == reason).map_or(0, |(_, c)| *c)
+        self.counts
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, c)| *c)
     }
 
     /// Sum over all reasons.

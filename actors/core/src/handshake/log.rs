@@ -67,7 +67,10 @@ impl HandshakeLog {
 
     /// Records a ClientHello that could not be parsed: no client fingerprint, the reason kept.
     pub fn malformed_client_hello(&mut self, reason: &str) {
-        self.entries.push(Handshake { client_hello_error: Some(reason.to_owned()), ..Handshake::default() });
+        self.entries.push(Handshake {
+            client_hello_error: Some(reason.to_owned()),
+            ..Handshake::default()
+        });
     }
 
     /// Records a ServerHello (or HelloRetryRequest) as the answer to the oldest

@@ -32,7 +32,12 @@ pub struct FingerprintSet {
 
 impl Default for FingerprintSet {
     fn default() -> Self {
-        FingerprintSet { ja3: true, ja3s: true, ja4: true, ja4s: false }
+        FingerprintSet {
+            ja3: true,
+            ja3s: true,
+            ja4: true,
+            ja4s: false,
+        }
     }
 }
 
@@ -41,14 +46,23 @@ impl std::str::FromStr for FingerprintSet {
 
     /// Parses a comma-separated list such as `ja3,ja3s,ja4,ja4s`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut set = FingerprintSet { ja3: false, ja3s: false, ja4: false, ja4s: false };
+        let mut set = FingerprintSet {
+            ja3: false,
+            ja3s: false,
+            ja4: false,
+            ja4s: false,
+        };
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name.to_ascii_lowercase().as_str() {
                 "ja3" => set.ja3 = true,
                 "ja3s" => set.ja3s = true,
                 "ja4" => set.ja4 = true,
                 "ja4s" => set.ja4s = true,
-                other => return Err(format!("unknown fingerprint {other:?} (known: ja3, ja3s, ja4, ja4s)")),
+                other => {
+                    return Err(format!(
+                        "unknown fingerprint {other:?} (known: ja3, ja3s, ja4, ja4s)"
+                    ))
+                }
             }
         }
         Ok(set)
@@ -108,7 +122,13 @@ pub trait HandshakeProtocol: Send + Sync + fmt::Debug {
 pub trait HandshakeSession: Send + fmt::Debug {
     /// Feeds bytes sent by the client (`from_client`) or the server: the next stream bytes
     /// (following those fed before) or one datagram.
-    fn feed(&mut self, from_client: bool, data: &[u8], log: &mut HandshakeLog, counts: &mut SessionCounts);
+    fn feed(
+        &mut self,
+        from_client: bool,
+        data: &[u8],
+        log: &mut HandshakeLog,
+        counts: &mut SessionCounts,
+    );
     /// Nothing more of interest can come: the caller stops feeding and frees buffers.
     fn is_finished(&self) -> bool;
     /// The flow ended (or inspection stopped) before the session finished: count what
@@ -125,12 +145,16 @@ pub struct Registry {
 impl Registry {
     /// TLS over TCP and QUIC over UDP.
     pub fn with_defaults() -> Self {
-        Registry { protocols: vec![Box::new(TlsProtocol), Box::new(QuicProtocol)] }
+        Registry {
+            protocols: vec![Box::new(TlsProtocol), Box::new(QuicProtocol)],
+        }
     }
 
     /// An empty registry (every flow only counted).
     pub fn empty() -> Self {
-        Registry { protocols: Vec::new() }
+        Registry {
+            protocols: Vec::new(),
+        }
     }
 
     /// Adds a protocol; probed after those already registered.

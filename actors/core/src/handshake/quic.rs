@@ -2,7 +2,9 @@
 //! streams to a [`TlsSession`] reading bare handshake messages.
 
 use super::tls::TlsSession;
-use super::{Feed, FingerprintSet, HandshakeLog, HandshakeProtocol, HandshakeSession, Probe, SessionCounts};
+use super::{
+    Feed, FingerprintSet, HandshakeLog, HandshakeProtocol, HandshakeSession, Probe, SessionCounts,
+};
 use crate::fingerprint::ja4::JaTransport;
 use crate::fingerprint::tls::Framing;
 use crate::quic::{probe_quic_initial, QuicInitialTracker};
@@ -30,7 +32,9 @@ impl HandshakeProtocol for QuicProtocol {
             // Only clients send Initial packets first; a server Initial seen first
             // (midstream pickup) is corrected when its ServerHello is parsed... but the
             // orientation of a UDP flow is its first sender, which is right in practice.
-            Probe::Match { sender_is_client: None }
+            Probe::Match {
+                sender_is_client: None,
+            }
         } else {
             Probe::No
         }
@@ -55,7 +59,13 @@ struct QuicSession {
 }
 
 impl HandshakeSession for QuicSession {
-    fn feed(&mut self, from_client: bool, data: &[u8], log: &mut HandshakeLog, counts: &mut SessionCounts) {
+    fn feed(
+        &mut self,
+        from_client: bool,
+        data: &[u8],
+        log: &mut HandshakeLog,
+        counts: &mut SessionCounts,
+    ) {
         let outcome = self.tracker.on_datagram(from_client, data);
         for (reason, n) in outcome.drops.iter() {
             counts.drops.add(reason.as_str(), n);
@@ -74,6 +84,6 @@ impl HandshakeSession for QuicSession {
     }
 
     fn abort(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts) {
-        self.tls.count_incomplete(log, counts);
+        self.tls.end_of_streams(log, counts);
     }
 }

@@ -1,9 +1,13 @@
 //! TLS over TCP: probes the record layer and drives one [`TlsDirectionParser`] per
 //! direction. [`TlsSession`] is also the TLS half of QUIC, fed CRYPTO-stream bytes.
 
-use super::{Feed, FingerprintSet, HandshakeLog, HandshakeProtocol, HandshakeSession, Probe, SessionCounts};
+use super::{
+    Feed, FingerprintSet, HandshakeLog, HandshakeProtocol, HandshakeSession, Probe, SessionCounts,
+};
 use crate::fingerprint::ja4::JaTransport;
-use crate::fingerprint::tls::{self, Framing, HelloKind, TlsDirectionParser, TlsEvent};
+use crate::fingerprint::tls::{
+    self, Framing, HelloKind, MalformedReason, TlsDirectionParser, TlsEvent,
+};
 use flowmesh_schemas::L7;
 
 /// TLS on any TCP port, recognised by content (so TLS on 14433 is found and cleartext
@@ -26,14 +30,20 @@ impl HandshakeProtocol for TlsProtocol {
 
     fn probe(&self, first: &[u8]) -> Probe {
         match tls::probe_tls(first) {
-            tls::Probe::Yes => Probe::Match { sender_is_client: hello_sender_is_client(first.get(5).copied()) },
+            tls::Probe::Yes => Probe::Match {
+                sender_is_client: hello_sender_is_client(first.get(5).copied()),
+            },
             tls::Probe::No => Probe::No,
             tls::Probe::NeedMore => Probe::NeedMore,
         }
     }
 
     fn start(&self, fingerprints: FingerprintSet) -> Box<dyn HandshakeSession> {
-        Box::new(TlsSession::new(Framing::Records, JaTransport::Tcp, fingerprints))
+        Box::new(TlsSession::new(
+            Framing::Records,
+            JaTransport::Tcp,
+            fingerprints,
+        ))
     }
 }
 
@@ -73,7 +83,13 @@ impl TlsSession {
     }
 
     /// Feeds the next bytes of one direction and records what they revealed.
-    pub fn feed_direction(&mut self, from_client: bool, data: &[u8], log: &mut HandshakeLog, counts: &mut SessionCounts) {
+    pub fn feed_direction(
+        &mut self,
+        from_client: bool,
+        data: &[u8],
+        log: &mut HandshakeLog,
+        counts: &mut SessionCounts,
+    ) {
         if data.is_empty() {
             return;
         }
@@ -83,14 +99,32 @@ impl TlsSession {
         } else {
             self.server.feed(data, &mut self.events);
         }
+        self.record_events(log, counts);
+    }
+
+    fn record_events(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts) {
         for event in self.events.drain(..) {
             match event {
                 TlsEvent::ClientHello(ch) => {
                     self.client_hellos += 1;
                     log.client_hello(&ch, self.transport, self.fingerprints);
                 }
-                TlsEvent::ServerHello(sh) => log.server_hello(&sh, self.transport, self.fingerprints),
+                TlsEvent::ServerHello(sh) => {
+                    log.server_hello(&sh, self.transport, self.fingerprints)
+                }
                 TlsEvent::Certificates(certs) => log.certificates(certs),
+                // A hello cut off by the end of the flow is incomplete, not malformed.
+                TlsEvent::Malformed {
+                    hello,
+                    reason: MalformedReason::TruncatedHello,
+                } => {
+                    counts
+                        .incomplete
+                        .bump(MalformedReason::TruncatedHello.as_str());
+                    if hello == HelloKind::Client {
+                        self.client_hellos += 1;
+                    }
+                }
                 TlsEvent::Malformed { hello, reason } => {
                     counts.malformed.bump(reason.as_str());
                     if hello == HelloKind::Client {
@@ -108,8 +142,12 @@ impl TlsSession {
         self.client.is_finished() && self.server.is_finished()
     }
 
-    /// Counts what was left incomplete when the flow ended early.
-    pub fn count_incomplete(&self, log: &HandshakeLog, counts: &mut SessionCounts) {
+    /// The flow ended before the handshake did: reports hellos cut off mid-message and
+    /// a ClientHello left without an answer.
+    pub fn end_of_streams(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts) {
+        self.client.end_of_stream(&mut self.events);
+        self.server.end_of_stream(&mut self.events);
+        self.record_events(log, counts);
         if self.client_bytes > 0 && self.client_hellos == 0 {
             counts.incomplete.bump("client_hello_incomplete");
         }
@@ -120,7 +158,13 @@ impl TlsSession {
 }
 
 impl HandshakeSession for TlsSession {
-    fn feed(&mut self, from_client: bool, data: &[u8], log: &mut HandshakeLog, counts: &mut SessionCounts) {
+    fn feed(
+        &mut self,
+        from_client: bool,
+        data: &[u8],
+        log: &mut HandshakeLog,
+        counts: &mut SessionCounts,
+    ) {
         self.feed_direction(from_client, data, log, counts);
     }
 
@@ -129,6 +173,6 @@ impl HandshakeSession for TlsSession {
     }
 
     fn abort(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts) {
-        self.count_incomplete(log, counts);
+        self.end_of_streams(log, counts);
     }
 }

@@ -5,8 +5,12 @@
 
 use crate::decode::Packet;
 use crate::flow::{FlowMeta, Side, TcpFlags};
-use crate::handshake::{Feed, FingerprintSet, HandshakeLog, HandshakeSession, Probe, Registry, SessionCounts};
-use crate::reassembly::{InsertOutcome, ReassemblyBudget, ReassemblyConfig, ReassemblyStats, StreamReassembler};
+use crate::handshake::{
+    Feed, FingerprintSet, HandshakeLog, HandshakeSession, Probe, Registry, SessionCounts,
+};
+use crate::reassembly::{
+    InsertOutcome, ReassemblyBudget, ReassemblyConfig, ReassemblyStats, StreamReassembler,
+};
 use flowmesh_schemas::flow::{IPPROTO_TCP, IPPROTO_UDP};
 use flowmesh_schemas::L7;
 
@@ -58,7 +62,13 @@ impl FlowState {
     }
 
     /// Runs inspection for one packet of the flow.
-    pub fn inspect(&mut self, meta: &mut FlowMeta, side: Side, pkt: &Packet<'_>, cx: &mut InspectContext<'_>) {
+    pub fn inspect(
+        &mut self,
+        meta: &mut FlowMeta,
+        side: Side,
+        pkt: &Packet<'_>,
+        cx: &mut InspectContext<'_>,
+    ) {
         if self.done {
             return;
         }
@@ -84,9 +94,17 @@ impl FlowState {
         }
     }
 
-    fn on_segment(&mut self, meta: &mut FlowMeta, side: Side, pkt: &Packet<'_>, cx: &mut InspectContext<'_>) {
+    fn on_segment(
+        &mut self,
+        meta: &mut FlowMeta,
+        side: Side,
+        pkt: &Packet<'_>,
+        cx: &mut InspectContext<'_>,
+    ) {
         let Some(tcp) = pkt.tcp else { return };
-        let Some(insp) = self.inspection.as_deref_mut() else { return };
+        let Some(insp) = self.inspection.as_deref_mut() else {
+            return;
+        };
         let s = side.index();
         if tcp.flags & TcpFlags::SYN != 0 {
             // The SYN occupies one sequence number (RFC 9293 §3.4).
@@ -103,8 +121,18 @@ impl FlowState {
             // Cut by the capture's snaplen: the missing bytes stay a hole.
             cx.counts.drops.bump("truncated_segment");
         }
-        let payload_seq = if tcp.flags & TcpFlags::SYN != 0 { tcp.seq.wrapping_add(1) } else { tcp.seq };
-        match insp.streams[s].insert(payload_seq, pkt.payload, cx.reassembly, cx.budget, cx.reassembly_stats) {
+        let payload_seq = if tcp.flags & TcpFlags::SYN != 0 {
+            tcp.seq.wrapping_add(1)
+        } else {
+            tcp.seq
+        };
+        match insp.streams[s].insert(
+            payload_seq,
+            pkt.payload,
+            cx.reassembly,
+            cx.budget,
+            cx.reassembly_stats,
+        ) {
             InsertOutcome::MemCap => {
                 cx.counts.incomplete.bump("reassembly_memcap");
                 return self.stop(cx);
@@ -147,11 +175,19 @@ impl FlowState {
         }
     }
 
-    fn on_datagram(&mut self, meta: &mut FlowMeta, side: Side, pkt: &Packet<'_>, cx: &mut InspectContext<'_>) {
+    fn on_datagram(
+        &mut self,
+        meta: &mut FlowMeta,
+        side: Side,
+        pkt: &Packet<'_>,
+        cx: &mut InspectContext<'_>,
+    ) {
         if pkt.payload.is_empty() {
             return;
         }
-        let Some(insp) = self.inspection.as_deref_mut() else { return };
+        let Some(insp) = self.inspection.as_deref_mut() else {
+            return;
+        };
         if insp.session.is_none() {
             match cx.registry.probe(Feed::Datagram, pkt.payload) {
                 (Probe::Match { sender_is_client }, Some(proto)) => {
@@ -165,7 +201,12 @@ impl FlowState {
             }
         }
         if let Some(session) = insp.session.as_deref_mut() {
-            session.feed(meta.is_from_client(side), pkt.payload, &mut self.log, cx.counts);
+            session.feed(
+                meta.is_from_client(side),
+                pkt.payload,
+                &mut self.log,
+                cx.counts,
+            );
             if session.is_finished() {
                 self.stop(cx);
             }
@@ -174,7 +215,11 @@ impl FlowState {
 
     /// Ends inspection: frees buffers, counts what a session left incomplete.
     pub fn abort(&mut self, cx: &mut InspectContext<'_>) {
-        if let Some(session) = self.inspection.as_deref_mut().and_then(|i| i.session.as_deref_mut()) {
+        if let Some(session) = self
+            .inspection
+            .as_deref_mut()
+            .and_then(|i| i.session.as_deref_mut())
+        {
             session.abort(&mut self.log, cx.counts);
         }
         self.stop(cx);

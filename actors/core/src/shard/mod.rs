@@ -171,7 +171,10 @@ impl Shard {
         self.stats.frames += 1;
         self.stats.bytes += u64::from(frame.orig_len);
         self.maybe_expire(now, out);
-        let pkt = match self.decoder.decode(now, frame.link, frame.data, frame.orig_len) {
+        let pkt = match self
+            .decoder
+            .decode(now, frame.link, frame.data, frame.orig_len)
+        {
             Ok(Some(pkt)) => pkt,
             Ok(None) => return,
             Err(reason) => {
@@ -179,15 +182,43 @@ impl Shard {
                 return;
             }
         };
-        let src = Endpoint { ip: pkt.src, port: pkt.src_port };
-        let dst = Endpoint { ip: pkt.dst, port: pkt.dst_port };
+        let src = Endpoint {
+            ip: pkt.src,
+            port: pkt.src_port,
+        };
+        let dst = Endpoint {
+            ip: pkt.dst,
+            port: pkt.dst_port,
+        };
         let (key, from_lo) = FlowKey::from_packet(src, dst, pkt.proto, pkt.vlan);
         let side = if from_lo { Side::Lo } else { Side::Hi };
-        let view = PacketView { now, side, tcp_flags: pkt.tcp.map_or(0, |t| t.flags), wire_len: pkt.wire_len };
-        let Shard { cfg, table, registry, budget, inspecting, stats, .. } = self;
-        let mut sink = Sink { cfg, registry, budget, inspecting, stats, out };
+        let view = PacketView {
+            now,
+            side,
+            tcp_flags: pkt.tcp.map_or(0, |t| t.flags),
+            wire_len: pkt.wire_len,
+        };
+        let Shard {
+            cfg,
+            table,
+            registry,
+            budget,
+            inspecting,
+            stats,
+            ..
+        } = self;
+        let mut sink = Sink {
+            cfg,
+            registry,
+            budget,
+            inspecting,
+            stats,
+            out,
+        };
         let idx = table.update(key, view, &mut |entry, reason| sink.end_flow(entry, reason));
-        let Some(entry) = table.get_mut(idx) else { return };
+        let Some(entry) = table.get_mut(idx) else {
+            return;
+        };
         let FlowEntry { meta, ext } = entry;
         let mut cx = InspectContext {
             registry: sink.registry,
@@ -208,21 +239,55 @@ impl Shard {
     }
 
     fn maybe_expire(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
-        let due = self.next_expire.get_or_insert(now.add_nanos(self.cfg.expire_interval_ns));
+        let due = self
+            .next_expire
+            .get_or_insert(now.add_nanos(self.cfg.expire_interval_ns));
         if now < *due {
             return;
         }
         *due = now.add_nanos(self.cfg.expire_interval_ns);
         self.decoder.expire(now);
-        let Shard { cfg, table, registry, budget, inspecting, stats, .. } = self;
-        let mut sink = Sink { cfg, registry, budget, inspecting, stats, out };
-        table.expire(now, cfg.expire_budget, &mut |entry, reason| sink.end_flow(entry, reason));
+        let Shard {
+            cfg,
+            table,
+            registry,
+            budget,
+            inspecting,
+            stats,
+            ..
+        } = self;
+        let mut sink = Sink {
+            cfg,
+            registry,
+            budget,
+            inspecting,
+            stats,
+            out,
+        };
+        table.expire(now, cfg.expire_budget, &mut |entry, reason| {
+            sink.end_flow(entry, reason)
+        });
     }
 
     /// Ends every flow with `end_of_input` (or how it closed) and emits its record.
     pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
-        let Shard { cfg, table, registry, budget, inspecting, stats, .. } = self;
-        let mut sink = Sink { cfg, registry, budget, inspecting, stats, out };
+        let Shard {
+            cfg,
+            table,
+            registry,
+            budget,
+            inspecting,
+            stats,
+            ..
+        } = self;
+        let mut sink = Sink {
+            cfg,
+            registry,
+            budget,
+            inspecting,
+            stats,
+            out,
+        };
         table.drain(&mut |entry, reason| sink.end_flow(entry, reason));
     }
 }
