@@ -99,7 +99,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                 write_records(&mut writer, &mut records)?;
             }
             n += 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 progress.tick(
                     &input.path,
                     done_bytes + reader.offset() as u64,

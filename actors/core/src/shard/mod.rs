@@ -137,7 +137,7 @@ impl Shard {
     /// A shard probing the protocols of `registry`.
     pub fn with_registry(cfg: ShardConfig, registry: Registry) -> Self {
         Shard {
-            decoder: Decoder::new(cfg.decode.clone()),
+            decoder: Decoder::new(cfg.decode),
             table: FlowTable::new(cfg.flows),
             budget: ReassemblyBudget::new(cfg.reassembly_memcap),
             registry,
