@@ -12,9 +12,10 @@ import struct
 import sys
 
 def client_hello_from(sample_path):
-    """Returns the payload of the first TCP segment that starts with a TLS ClientHello."""
+    """Returns the first TLS ClientHello record of the sample, joined across TCP segments."""
     data = open(sample_path, "rb").read()
     off = 24
+    hello, want, port = b"", None, None
     while off + 16 <= len(data):
         _, _, incl, _ = struct.unpack_from("<IIII", data, off)
         frame = data[off + 16: off + 16 + incl]
@@ -23,11 +24,16 @@ def client_hello_from(sample_path):
             continue
         ihl = (frame[14] & 0x0F) * 4
         tcp = 14 + ihl
+        sport = frame[tcp:tcp + 2]
         doff = (frame[tcp + 12] >> 4) * 4
         payload = frame[tcp + doff:]
-        if payload[:1] == b"\x16" and payload[5:6] == b"\x01":
-            return payload
-    raise SystemExit("no ClientHello in " + sample_path)
+        if want is None and payload[:1] == b"\x16" and payload[5:6] == b"\x01":
+            want, port = 5 + int.from_bytes(payload[3:5], "big"), sport
+        if want is not None and sport == port and payload:
+            hello += payload
+            if len(hello) >= want:
+                return hello[:want]
+    raise SystemExit("no complete ClientHello in " + sample_path)
 
 def main():
     out, size_mb = sys.argv[1], int(sys.argv[2])

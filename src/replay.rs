@@ -8,7 +8,7 @@ use flowmesh_core::flow::FlowTableConfig;
 use flowmesh_core::reassembly::ReassemblyConfig;
 use flowmesh_core::shard::{Shard, ShardConfig};
 use flowmesh_schemas::FlowRecord;
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,32 @@ use std::time::Instant;
 struct Input {
     path: PathBuf,
     map: Mmap,
+}
+
+/// Bytes of a mapping read before its pages are handed back to the kernel.
+const RELEASE_CHUNK: usize = 16 << 20;
+
+impl Input {
+    /// Drops the pages of `[from, to)` (rounded inward to pages) from this process's
+    /// resident set, so replaying a file of any size keeps memory bounded by the caps,
+    /// not by the file. Returns the new release mark.
+    fn release(&self, from: usize, to: usize) -> usize {
+        const PAGE: usize = 4096;
+        let start = from.next_multiple_of(PAGE);
+        let end = to / PAGE * PAGE;
+        if end > start {
+            // SAFETY: MADV_DONTNEED on a private, read-only file mapping only discards
+            // cached pages; a later access would re-read them from the file. Nothing
+            // borrows these bytes any more: every frame before `to` has been processed
+            // and flow records own their data.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+            };
+            return end;
+        }
+        from
+    }
 }
 
 /// Opens and maps every file before any output, so a bad argument fails fast.
@@ -43,6 +69,8 @@ fn open_one(path: &Path) -> Result<Input> {
     // are not expected to shrink, which is the usual contract of pcap readers that map.
     let map =
         unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+    // Read-ahead helps; failure to advise only costs speed.
+    let _ = map.advise(Advice::Sequential);
     CaptureReader::new(&map)
         .with_context(|| format!("{} is not a readable capture file", path.display()))?;
     Ok(Input {
@@ -87,6 +115,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     for input in &inputs {
         let mut reader = CaptureReader::new(&input.map)?;
         let mut n = 0u64;
+        let mut released = 0usize;
         while let Some(item) = reader.next_frame() {
             match item {
                 Ok(frame) => shard.process_frame(&frame, &mut records),
@@ -105,6 +134,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                     done_bytes + reader.offset() as u64,
                     &shard.stats(),
                 );
+                if reader.offset() - released >= RELEASE_CHUNK {
+                    released = input.release(released, reader.offset());
+                }
             }
         }
         done_bytes += input.map.len() as u64;

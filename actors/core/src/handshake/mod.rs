@@ -131,6 +131,9 @@ pub trait HandshakeSession: Send + fmt::Debug {
     );
     /// Nothing more of interest can come: the caller stops feeding and frees buffers.
     fn is_finished(&self) -> bool;
+    /// Whether bytes from this direction can still matter; when not, the caller stops
+    /// reassembling that direction.
+    fn wants(&self, from_client: bool) -> bool;
     /// The flow ended (or inspection stopped) before the session finished: count what
     /// was left incomplete.
     fn abort(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts);

@@ -83,6 +83,11 @@ impl HandshakeSession for QuicSession {
         self.tls.both_finished()
     }
 
+    /// Datagrams are not buffered: every one may carry a retransmitted Initial.
+    fn wants(&self, _from_client: bool) -> bool {
+        true
+    }
+
     fn abort(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts) {
         self.tls.end_of_streams(log, counts);
     }

@@ -172,6 +172,14 @@ impl HandshakeSession for TlsSession {
         self.both_finished()
     }
 
+    fn wants(&self, from_client: bool) -> bool {
+        if from_client {
+            !self.client.is_finished()
+        } else {
+            !self.server.is_finished()
+        }
+    }
+
     fn abort(&mut self, log: &mut HandshakeLog, counts: &mut SessionCounts) {
         self.end_of_streams(log, counts);
     }

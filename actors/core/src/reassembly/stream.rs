@@ -82,8 +82,12 @@ pub enum InsertOutcome {
 pub struct StreamReassembler {
     /// Sequence number of stream offset 0 (SYN's sequence + 1, or the first data seen).
     base: Option<u32>,
+    /// Stream offset of `buf[0]`; bytes before it were delivered and dropped.
+    origin: u32,
     buf: Vec<u8>,
+    /// Filled ranges, absolute stream offsets, all at or after `origin`.
     ranges: Vec<(u32, u32)>,
+    /// Stream offset up to which bytes were handed out.
     delivered: u32,
     reserved: usize,
     abandoned: bool,
@@ -98,7 +102,7 @@ impl StreamReassembler {
     /// Sets the sequence number of the first data byte (from a SYN: its sequence + 1;
     /// RFC 9293 §3.4: the SYN occupies one sequence number). Ignored once data was stored.
     pub fn set_base(&mut self, first_data_seq: u32) {
-        if self.ranges.is_empty() {
+        if self.ranges.is_empty() && self.delivered == 0 {
             self.base = Some(first_data_seq);
         }
     }
@@ -113,30 +117,53 @@ impl StreamReassembler {
         self.abandoned
     }
 
-    /// End offset of the contiguous prefix starting at offset 0.
+    /// End offset of the contiguous data from the start of the stream (delivered or not).
     pub fn contiguous_end(&self) -> u32 {
         match self.ranges.first() {
-            Some(&(0, end)) => end,
-            _ => 0,
+            Some(&(start, end)) if start <= self.delivered => end,
+            _ => self.delivered,
         }
     }
 
-    /// Bytes past the contiguous prefix are buffered (a hole is open).
+    /// Bytes past the contiguous end are buffered (a hole is open).
     pub fn has_gap(&self) -> bool {
-        self.ranges.iter().any(|&(s, _)| s > 0)
+        let end = self.contiguous_end();
+        self.ranges.iter().any(|&(s, _)| s > end)
     }
 
-    /// Stream bytes at the start of the stream that are contiguous, delivered or not.
-    pub fn prefix(&self) -> &[u8] {
-        &self.buf[..self.contiguous_end() as usize]
+    /// Contiguous bytes not yet handed out (from offset 0 when nothing was taken, which
+    /// is what protocol probes look at).
+    pub fn pending(&self) -> &[u8] {
+        let from = (self.delivered - self.origin) as usize;
+        let to = (self.contiguous_end() - self.origin) as usize;
+        &self.buf[from..to]
     }
 
-    /// Takes the contiguous bytes not yet handed out and marks them delivered.
+    /// Takes the contiguous bytes not yet handed out and marks them delivered; they are
+    /// dropped from the buffer at the next insert.
     pub fn take_new(&mut self) -> &[u8] {
-        let start = self.delivered as usize;
+        let from = (self.delivered - self.origin) as usize;
         let end = self.contiguous_end();
         self.delivered = end;
-        &self.buf[start..end as usize]
+        &self.buf[from..(end - self.origin) as usize]
+    }
+
+    /// Drops delivered bytes from the front of the buffer; a buffer left empty is freed,
+    /// so a flow between handshake segments holds no reassembly memory. Call it once the
+    /// bytes from [`Self::take_new`] were consumed.
+    pub fn compact(&mut self, budget: &mut ReassemblyBudget) {
+        if self.delivered <= self.origin {
+            return;
+        }
+        let n = ((self.delivered - self.origin) as usize).min(self.buf.len());
+        self.buf.drain(..n);
+        self.origin = self.delivered;
+        self.ranges.retain(|&(_, e)| e > self.delivered);
+        if self.buf.is_empty() {
+            budget.release(self.reserved);
+            self.reserved = 0;
+            self.buf = Vec::new();
+        }
     }
 
     /// Inserts a segment's payload that starts at sequence number `seq`.
@@ -152,18 +179,27 @@ impl StreamReassembler {
             return InsertOutcome::Nothing;
         }
         stats.segments += 1;
+        self.compact(budget);
         // Midstream pickup: the first data seen defines offset 0.
         let base = *self.base.get_or_insert(seq);
         let mut rel = i64::from(seq_diff(seq, base));
         let mut data = data;
-        if rel < 0 {
-            let skip = usize::try_from(-rel).unwrap_or(usize::MAX);
-            if skip >= data.len() {
+        // Bytes already delivered and dropped cannot be compared any more: count them as
+        // overlap and keep what follows. Bytes before the stream start are trimmed.
+        let floor = i64::from(self.origin);
+        if rel < floor {
+            let seg_end = rel + data.len() as i64;
+            if seg_end <= 0 {
                 stats.before_start += 1;
                 return InsertOutcome::Nothing;
             }
-            data = &data[skip..];
-            rel = 0;
+            // The part in [0, origin) was delivered already.
+            stats.overlap_bytes += (seg_end.min(floor) - rel.max(0)).max(0) as u64;
+            if seg_end <= floor {
+                return InsertOutcome::Nothing;
+            }
+            data = &data[(floor - rel) as usize..];
+            rel = floor;
         }
         let depth = i64::from(cfg.depth);
         if rel >= depth {
@@ -179,7 +215,8 @@ impl StreamReassembler {
         if start > self.contiguous_end() {
             stats.out_of_order += 1;
         }
-        if end as usize > self.buf.len() && !self.grow(end as usize, cfg, budget) {
+        let len = (end - self.origin) as usize;
+        if len > self.buf.len() && !self.grow(len, cfg, budget) {
             stats.memcap_drops += 1;
             self.abandon(budget);
             return InsertOutcome::MemCap;
@@ -199,13 +236,14 @@ impl StreamReassembler {
 
     /// Grows `buf` to `len` bytes, reserving the capacity change from the budget.
     fn grow(&mut self, len: usize, cfg: &ReassemblyConfig, budget: &mut ReassemblyBudget) -> bool {
-        // Grow geometrically but never past the depth, so small handshakes stay small.
+        // Grow geometrically but never past what the depth allows, so small handshakes stay small.
+        let room = (cfg.depth - self.origin) as usize;
         let want = self
             .buf
             .capacity()
             .saturating_mul(2)
             .max(len)
-            .min(cfg.depth as usize)
+            .min(room)
             .max(len);
         let extra = want.saturating_sub(self.reserved);
         if extra > 0 {
@@ -220,8 +258,9 @@ impl StreamReassembler {
     }
 
     /// Copies the parts of `[start, end)` not yet filled; counts overlaps. Returns
-    /// whether any new byte was stored.
+    /// whether any new byte was stored. Offsets are absolute; `buf` is at `origin`.
     fn fill(&mut self, start: u32, end: u32, data: &[u8], stats: &mut ReassemblyStats) -> bool {
+        let o = self.origin;
         let mut pos = start;
         let mut stored = false;
         // Walk the existing ranges that intersect [start, end).
@@ -234,7 +273,7 @@ impl StreamReassembler {
             }
             if rs > pos {
                 let (a, b) = (pos, rs.min(end));
-                self.buf[a as usize..b as usize]
+                self.buf[(a - o) as usize..(b - o) as usize]
                     .copy_from_slice(&data[(a - start) as usize..(b - start) as usize]);
                 stored = true;
             }
@@ -242,7 +281,7 @@ impl StreamReassembler {
             let (a, b) = (rs.max(pos), re.min(end));
             if a < b {
                 stats.overlap_bytes += u64::from(b - a);
-                let old = &self.buf[a as usize..b as usize];
+                let old = &self.buf[(a - o) as usize..(b - o) as usize];
                 let new = &data[(a - start) as usize..(b - start) as usize];
                 if old != new {
                     stats.conflicting_overlap_bytes +=
@@ -255,7 +294,8 @@ impl StreamReassembler {
             }
         }
         if pos < end {
-            self.buf[pos as usize..end as usize].copy_from_slice(&data[(pos - start) as usize..]);
+            self.buf[(pos - o) as usize..(end - o) as usize]
+                .copy_from_slice(&data[(pos - start) as usize..]);
             stored = true;
         }
         if stored {
@@ -289,6 +329,7 @@ impl StreamReassembler {
         self.reserved = 0;
         self.buf = Vec::new();
         self.ranges = Vec::new();
+        self.origin = self.delivered;
     }
 }
 
@@ -419,6 +460,35 @@ mod tests {
             InsertOutcome::TooFragmented
         );
         assert_eq!(b.used, 0);
+    }
+
+    #[test]
+    fn delivered_bytes_are_dropped_and_memory_returned() {
+        let mut s = StreamReassembler::new();
+        s.set_base(0);
+        let c = ReassemblyConfig {
+            depth: 1 << 20,
+            max_ranges: 8,
+        };
+        let mut b = ReassemblyBudget::new(1 << 20);
+        let mut st = ReassemblyStats::default();
+        for i in 0..64u32 {
+            assert_eq!(
+                s.insert(i * 1000, &[i as u8; 1000], &c, &mut b, &mut st),
+                InsertOutcome::Stored
+            );
+            assert_eq!(s.take_new(), &[i as u8; 1000][..]);
+            s.compact(&mut b);
+            // Nothing is held once consumed, never the whole stream.
+            assert_eq!(b.used, 0, "at segment {i}");
+        }
+        // A retransmission of delivered bytes is an overlap, not new data.
+        assert_eq!(
+            s.insert(0, &[9; 100], &c, &mut b, &mut st),
+            InsertOutcome::Nothing
+        );
+        assert_eq!(st.overlap_bytes, 100);
+        assert_eq!(s.take_new(), b"");
     }
 
     #[test]

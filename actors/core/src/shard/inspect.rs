@@ -121,6 +121,13 @@ impl FlowState {
             // Cut by the capture's snaplen: the missing bytes stay a hole.
             cx.counts.drops.bump("truncated_segment");
         }
+        if let Some(session) = insp.session.as_deref() {
+            if !session.wants(meta.is_from_client(side)) {
+                // This direction's parser is done: its bytes are only counted.
+                insp.streams[s].abandon(cx.budget);
+                return;
+            }
+        }
         let payload_seq = if tcp.flags & TcpFlags::SYN != 0 {
             tcp.seq.wrapping_add(1)
         } else {
@@ -144,7 +151,7 @@ impl FlowState {
             InsertOutcome::BeyondDepth | InsertOutcome::Stored | InsertOutcome::Nothing => {}
         }
         if insp.session.is_none() {
-            let (probe, proto) = cx.registry.probe(Feed::Stream, insp.streams[s].prefix());
+            let (probe, proto) = cx.registry.probe(Feed::Stream, insp.streams[s].pending());
             match (probe, proto) {
                 (Probe::Match { sender_is_client }, Some(proto)) => {
                     if let Some(is_client) = sender_is_client {
@@ -161,8 +168,14 @@ impl FlowState {
         // buffered before the session existed).
         if let Some(session) = insp.session.as_deref_mut() {
             for d in [side, side.other()] {
-                let new = insp.streams[d.index()].take_new();
-                session.feed(meta.is_from_client(d), new, &mut self.log, cx.counts);
+                let stream = &mut insp.streams[d.index()];
+                session.feed(
+                    meta.is_from_client(d),
+                    stream.take_new(),
+                    &mut self.log,
+                    cx.counts,
+                );
+                stream.compact(cx.budget);
             }
         }
         let finished = insp.session.as_deref().is_some_and(|s| s.is_finished());

@@ -254,8 +254,7 @@ impl TlsDirectionParser {
             self.on_record(ctype, frag, out);
         }
         if !self.finished {
-            buf.drain(..pos.min(buf.len()));
-            self.rbuf = buf;
+            self.rbuf = unconsumed(buf, pos);
         }
     }
 
@@ -314,9 +313,7 @@ impl TlsDirectionParser {
             self.on_message(ty, body, out);
         }
         if !self.finished {
-            let mut buf = buf;
-            buf.drain(..pos.min(buf.len()));
-            self.hs = buf;
+            self.hs = unconsumed(buf, pos);
         }
     }
 
@@ -459,4 +456,14 @@ fn looks_like_client_hello(frag: &[u8]) -> bool {
     frag.first() == Some(&HT_CLIENT_HELLO)
         && (frag.len() < 4 || (MIN_HELLO_LEN..=MAX_HANDSHAKE_LEN).contains(&be(frag, 1, 3)))
         && frag.get(4).is_none_or(|&v| v == 3)
+}
+
+/// What is left of `buf` after its first `pos` bytes were consumed. An emptied buffer
+/// is freed, so a flow waiting between handshake messages holds no memory.
+fn unconsumed(mut buf: Vec<u8>, pos: usize) -> Vec<u8> {
+    if pos >= buf.len() {
+        return Vec::new();
+    }
+    buf.drain(..pos);
+    buf
 }
