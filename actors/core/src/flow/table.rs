@@ -119,6 +119,8 @@ pub struct PacketView {
     pub side: Side,
     /// TCP flags (0 for other protocols).
     pub tcp_flags: u8,
+    /// TCP sequence number (0 for other protocols).
+    pub tcp_seq: u32,
     /// Length on the wire.
     pub wire_len: u32,
 }
@@ -146,6 +148,8 @@ pub struct FlowMeta {
     pub fin: [bool; 2],
     /// A RST was seen.
     pub rst: bool,
+    /// Sequence number of the SYN each physical side sent, if seen.
+    pub syn_seq: [Option<u32>; 2],
 }
 
 impl FlowMeta {
@@ -284,8 +288,13 @@ impl<X: Default> FlowTable<X> {
                 self.stats.expired += 1;
                 self.end(idx, EndReason::Idle, on_end);
                 found = None;
-            } else if syn_only && meta.is_closed() {
-                // Port reuse (RFC 9293 §3.6.1 TIME-WAIT reuse): a new connection.
+            } else if syn_only
+                && (meta.is_closed()
+                    || meta.syn_seq[pkt.side.index()].is_some_and(|isn| isn != pkt.tcp_seq))
+            {
+                // Port reuse: a SYN after the connection closed (RFC 9293 §3.6.1
+                // TIME-WAIT reuse), or a SYN with a new initial sequence number on a
+                // connection whose end the capture missed: a new connection.
                 self.stats.reused += 1;
                 self.end(idx, EndReason::Idle, on_end);
                 found = None;
@@ -310,6 +319,9 @@ impl<X: Default> FlowTable<X> {
         }
         if pkt.tcp_flags & TcpFlags::RST != 0 {
             meta.rst = true;
+        }
+        if pkt.tcp_flags & TcpFlags::SYN != 0 && meta.syn_seq[s].is_none() {
+            meta.syn_seq[s] = Some(pkt.tcp_seq);
         }
         idx
     }
@@ -338,6 +350,7 @@ impl<X: Default> FlowTable<X> {
                 tcp_flags: [0; 2],
                 fin: [false; 2],
                 rst: false,
+                syn_seq: [None; 2],
             },
             ext: X::default(),
         };
@@ -523,6 +536,7 @@ mod tests {
             now: Timestamp(t * SEC),
             side,
             tcp_flags: flags,
+            tcp_seq: 1000,
             wire_len: 100,
         }
     }
@@ -623,6 +637,31 @@ mod tests {
         run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::SYN));
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].1, EndReason::Rst);
+        assert_eq!(t.stats().reused, 1);
+    }
+
+    #[test]
+    fn syn_with_a_new_isn_starts_a_new_flow_but_a_retransmitted_syn_does_not() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let mut ended = Ended::new();
+        let (k, c) = key(40000, IPPROTO_TCP);
+        run(&mut t, &mut ended, k, pkt(1, c, TcpFlags::SYN));
+        run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::SYN));
+        run(
+            &mut t,
+            &mut ended,
+            k,
+            pkt(2, c.other(), TcpFlags::SYN | TcpFlags::ACK),
+        );
+        assert!(
+            ended.is_empty(),
+            "a retransmitted SYN is the same connection"
+        );
+        let mut p = pkt(3, c, TcpFlags::SYN);
+        p.tcp_seq = 99;
+        run(&mut t, &mut ended, k, p);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].0.packets[c.index()], 2);
         assert_eq!(t.stats().reused, 1);
     }
 

@@ -196,6 +196,7 @@ impl Shard {
             now,
             side,
             tcp_flags: pkt.tcp.map_or(0, |t| t.flags),
+            tcp_seq: pkt.tcp.map_or(0, |t| t.seq),
             wire_len: pkt.wire_len,
         };
         let Shard {
