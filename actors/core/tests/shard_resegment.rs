@@ -6,7 +6,6 @@
 
 use flowmesh_core::capture::{CaptureReader, Frame, LinkType};
 use flowmesh_core::decode::{DecodeConfig, Decoder};
-use flowmesh_core::handshake::FingerprintSet;
 use flowmesh_core::shard::{Shard, ShardConfig};
 use flowmesh_schemas::{FlowRecord, Handshake, Timestamp};
 use proptest::prelude::*;
