@@ -108,24 +108,21 @@ impl ShardStats {
 /// One shard of the packet pipeline. See the module docs.
 #[derive(Debug)]
 pub struct Shard {
-    cfg: ShardConfig,
     decoder: Decoder,
     table: FlowTable<FlowState>,
+    next_expire: Option<Timestamp>,
+    parts: Parts,
+}
+
+/// Everything but the decoder and the table: what inspecting a packet and ending a flow
+/// touch, kept apart so both can borrow it while the table is borrowed.
+#[derive(Debug)]
+struct Parts {
+    cfg: ShardConfig,
     registry: Registry,
     budget: ReassemblyBudget,
     inspecting: usize,
-    next_expire: Option<Timestamp>,
     stats: ShardStats,
-}
-
-/// The parts of a shard that ending a flow touches (split from the table for borrowing).
-struct Sink<'a> {
-    cfg: &'a ShardConfig,
-    registry: &'a Registry,
-    budget: &'a mut ReassemblyBudget,
-    inspecting: &'a mut usize,
-    stats: &'a mut ShardStats,
-    out: &'a mut Vec<FlowRecord>,
 }
 
 impl Shard {
@@ -139,18 +136,20 @@ impl Shard {
         Shard {
             decoder: Decoder::new(cfg.decode),
             table: FlowTable::new(cfg.flows),
-            budget: ReassemblyBudget::new(cfg.reassembly_memcap),
-            registry,
-            inspecting: 0,
             next_expire: None,
-            stats: ShardStats::default(),
-            cfg,
+            parts: Parts {
+                budget: ReassemblyBudget::new(cfg.reassembly_memcap),
+                registry,
+                inspecting: 0,
+                stats: ShardStats::default(),
+                cfg,
+            },
         }
     }
 
     /// Counters so far (the table's are copied in).
     pub fn stats(&self) -> ShardStats {
-        let mut s = self.stats.clone();
+        let mut s = self.parts.stats.clone();
         s.flows = *self.table.stats();
         s
     }
@@ -162,14 +161,14 @@ impl Shard {
 
     /// Reassembly bytes in use.
     pub fn reassembly_bytes(&self) -> usize {
-        self.budget.used
+        self.parts.budget.used
     }
 
     /// Processes one frame; records of flows that ended are appended to `out`.
     pub fn process_frame(&mut self, frame: &Frame<'_>, out: &mut Vec<FlowRecord>) {
         let now = frame.ts;
-        self.stats.frames += 1;
-        self.stats.bytes += u64::from(frame.orig_len);
+        self.parts.stats.frames += 1;
+        self.parts.stats.bytes += u64::from(frame.orig_len);
         self.maybe_expire(now, out);
         let pkt = match self
             .decoder
@@ -178,7 +177,7 @@ impl Shard {
             Ok(Some(pkt)) => pkt,
             Ok(None) => return,
             Err(reason) => {
-                self.stats.decode_drops.bump(reason.as_str());
+                self.parts.stats.decode_drops.bump(reason.as_str());
                 return;
             }
         };
@@ -199,39 +198,13 @@ impl Shard {
             tcp_seq: pkt.tcp.map_or(0, |t| t.seq),
             wire_len: pkt.wire_len,
         };
-        let Shard {
-            cfg,
-            table,
-            registry,
-            budget,
-            inspecting,
-            stats,
-            ..
-        } = self;
-        let mut sink = Sink {
-            cfg,
-            registry,
-            budget,
-            inspecting,
-            stats,
-            out,
-        };
-        let idx = table.update(key, view, &mut |entry, reason| sink.end_flow(entry, reason));
-        let Some(entry) = table.get_mut(idx) else {
-            return;
-        };
-        let FlowEntry { meta, ext } = entry;
-        let mut cx = InspectContext {
-            registry: sink.registry,
-            fingerprints: sink.cfg.fingerprints,
-            reassembly: &sink.cfg.reassembly,
-            budget: sink.budget,
-            reassembly_stats: &mut sink.stats.reassembly,
-            counts: &mut sink.stats.sessions,
-            inspecting: sink.inspecting,
-            max_inspected: sink.cfg.max_inspected_flows,
-        };
-        ext.inspect(meta, side, &pkt, &mut cx);
+        let parts = &mut self.parts;
+        let idx = self.table.update(key, view, &mut |entry, reason| {
+            parts.end_flow(entry, reason, out)
+        });
+        if let Some(FlowEntry { meta, ext }) = self.table.get_mut(idx) {
+            ext.inspect(meta, side, &pkt, &mut self.parts.context());
+        }
     }
 
     /// Lets packet time advance without a packet (live capture ticks): ends idle flows.
@@ -240,74 +213,53 @@ impl Shard {
     }
 
     fn maybe_expire(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
-        let due = self
-            .next_expire
-            .get_or_insert(now.add_nanos(self.cfg.expire_interval_ns));
+        let interval = self.parts.cfg.expire_interval_ns;
+        let due = self.next_expire.get_or_insert(now.add_nanos(interval));
         if now < *due {
             return;
         }
-        *due = now.add_nanos(self.cfg.expire_interval_ns);
+        *due = now.add_nanos(interval);
         self.decoder.expire(now);
-        let Shard {
-            cfg,
-            table,
-            registry,
-            budget,
-            inspecting,
-            stats,
-            ..
-        } = self;
-        let mut sink = Sink {
-            cfg,
-            registry,
-            budget,
-            inspecting,
-            stats,
-            out,
-        };
-        table.expire(now, cfg.expire_budget, &mut |entry, reason| {
-            sink.end_flow(entry, reason)
+        let parts = &mut self.parts;
+        let budget = parts.cfg.expire_budget;
+        self.table.expire(now, budget, &mut |entry, reason| {
+            parts.end_flow(entry, reason, out)
         });
     }
 
     /// Ends every flow with `end_of_input` (or how it closed) and emits its record.
     pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
-        let Shard {
-            cfg,
-            table,
-            registry,
-            budget,
-            inspecting,
-            stats,
-            ..
-        } = self;
-        let mut sink = Sink {
-            cfg,
-            registry,
-            budget,
-            inspecting,
-            stats,
-            out,
-        };
-        table.drain(&mut |entry, reason| sink.end_flow(entry, reason));
+        let parts = &mut self.parts;
+        self.table
+            .drain(&mut |entry, reason| parts.end_flow(entry, reason, out));
     }
 }
 
-impl Sink<'_> {
-    fn end_flow(&mut self, entry: FlowEntry<FlowState>, reason: EndReason) {
+impl Parts {
+    fn context(&mut self) -> InspectContext<'_> {
+        InspectContext {
+            registry: &self.registry,
+            fingerprints: self.cfg.fingerprints,
+            reassembly: &self.cfg.reassembly,
+            budget: &mut self.budget,
+            reassembly_stats: &mut self.stats.reassembly,
+            counts: &mut self.stats.sessions,
+            inspecting: &mut self.inspecting,
+            max_inspected: self.cfg.max_inspected_flows,
+        }
+    }
+
+    /// Ends a flow: stops its inspection (counting what was left incomplete) and emits
+    /// its record.
+    fn end_flow(
+        &mut self,
+        entry: FlowEntry<FlowState>,
+        reason: EndReason,
+        out: &mut Vec<FlowRecord>,
+    ) {
         let FlowEntry { meta, mut ext } = entry;
         if ext.is_inspecting() {
-            let mut cx = InspectContext {
-                registry: self.registry,
-                fingerprints: self.cfg.fingerprints,
-                reassembly: &self.cfg.reassembly,
-                budget: self.budget,
-                reassembly_stats: &mut self.stats.reassembly,
-                counts: &mut self.stats.sessions,
-                inspecting: self.inspecting,
-                max_inspected: self.cfg.max_inspected_flows,
-            };
-            ext.abort(&mut cx);
+            ext.abort(&mut self.context());
         }
         self.stats.handshakes += ext.log.client_hellos() as u64;
         if let Some(i) = EndReason::ALL.iter().position(|r| *r == reason) {
@@ -318,7 +270,7 @@ impl Sink<'_> {
             Side::Lo => (meta.key.lo, meta.key.hi),
             Side::Hi => (meta.key.hi, meta.key.lo),
         };
-        self.out.push(FlowRecord {
+        out.push(FlowRecord {
             transport: Transport::from_proto(meta.key.proto),
             l7: ext.l7,
             client_ip: client.ip,
