@@ -22,6 +22,7 @@ struct FlowRecord {
   communityId @16 :Text;
   midstream @17 :Bool;
   handshakes @18 :List(Handshake);
+  connState @19 :Text;              # Zeek conn_state code
 
   enum L7 { none @0; tls @1; quic @2; }
   enum EndReason { fin @0; rst @1; idle @2; evicted @3; endOfInput @4; }

@@ -55,6 +55,7 @@ pub fn encode(record: &FlowRecord) -> Vec<u8> {
         EndReason::EndOfInput => flow_record::EndReason::EndOfInput,
     });
     r.set_community_id(record.community_id.as_str());
+    r.set_conn_state(record.conn_state.as_str());
     r.set_midstream(record.midstream);
     let len = u32::try_from(record.handshakes.len()).unwrap_or(u32::MAX);
     let mut list = r.init_handshakes(len);
@@ -194,6 +195,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<FlowRecord, CodecError> {
             flow_record::EndReason::EndOfInput => EndReason::EndOfInput,
         },
         community_id: r.get_community_id()?.to_str()?.to_owned(),
+        conn_state: r.get_conn_state()?.to_str()?.to_owned(),
         midstream: r.get_midstream(),
         handshakes,
     })
@@ -301,7 +303,7 @@ mod tests {
                 transport: Transport::from_proto(proto), l7, client_ip: ip(a), client_port: cp,
                 server_ip: ip(b), server_port: sp, vlan, first_seen: Timestamp(first), last_seen: Timestamp(last),
                 packets_c2s: counts[0], packets_s2c: counts[1], bytes_c2s: counts[2], bytes_s2c: counts[3],
-                tcp_flags_c2s: flags[0], tcp_flags_s2c: flags[1], end_reason: reason, community_id: cid,
+                tcp_flags_c2s: flags[0], tcp_flags_s2c: flags[1], end_reason: reason, community_id: cid.clone(), conn_state: cid,
                 midstream, handshakes,
             }
         }
@@ -347,6 +349,7 @@ mod tests {
             tcp_flags_s2c: 0,
             end_reason: EndReason::Idle,
             community_id: "1:x".into(),
+            conn_state: "S1".into(),
             midstream: false,
             handshakes: vec![Handshake {
                 sni: Some("a.test".into()),

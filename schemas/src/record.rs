@@ -41,6 +41,8 @@ pub struct FlowRecord {
     pub tcp_flags_s2c: u8,
     /// Why the record was emitted.
     pub end_reason: EndReason,
+    /// Connection state summary with Zeek's `conn_state` codes (`S0`, `SF`, `REJ`, `RSTO`, …).
+    pub conn_state: String,
     /// Community ID v1 (`1:…`, seed 0).
     pub community_id: String,
     /// Orientation was guessed (no SYN seen): from the handshake or the ports.

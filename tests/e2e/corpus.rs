@@ -208,6 +208,15 @@ fn every_flow_record_has_the_documented_keys() {
             }
         }
     }
+    // Zeek's codes: the curl connections closed normally on both sides.
+    let curl: Vec<_> = records
+        .iter()
+        .filter(|r| r["server_port"] == 443 && r["l7"] == "tls")
+        .collect();
+    assert!(
+        !curl.is_empty() && curl.iter().all(|r| r["conn_state"] == "SF"),
+        "{curl:?}"
+    );
     // The curl flows close with FIN or RST, and their ClientHello counts are right.
     let tls: Vec<_> = records.iter().filter(|r| r["l7"] == "tls").collect();
     assert!(

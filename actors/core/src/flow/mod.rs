@@ -1,8 +1,10 @@
 //! Flows: the per-shard flow table, TCP connection state, timeouts, and Community ID.
 
 pub mod community_id;
+mod conn_state;
 mod table;
 
+pub use conn_state::conn_state;
 pub use table::{
     FlowEntry, FlowMeta, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side, TcpFlags,
 };

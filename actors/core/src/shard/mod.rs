@@ -11,6 +11,7 @@ pub use inspect::FlowState;
 use crate::capture::Frame;
 use crate::decode::{DecodeConfig, Decoder};
 use crate::flow::community_id::community_id_v1;
+use crate::flow::conn_state;
 use crate::flow::{FlowEntry, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side};
 use crate::handshake::{FingerprintSet, Registry, SessionCounts};
 use crate::reassembly::{ReassemblyBudget, ReassemblyConfig, ReassemblyStats};
@@ -287,6 +288,7 @@ impl Parts {
             tcp_flags_c2s: meta.tcp_flags[c],
             tcp_flags_s2c: meta.tcp_flags[s],
             end_reason: reason,
+            conn_state: conn_state(&meta).to_owned(),
             community_id: community_id_v1(
                 self.cfg.community_id_seed,
                 client.ip,
