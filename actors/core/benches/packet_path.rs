@@ -31,7 +31,11 @@ fn check_setup(ch: &[u8]) {
     let mut ts = start_ts();
     let t = Tuple::nth(1);
     let e = establish(&mut shard, &t, ch, &mut ts, &mut out);
-    assert_eq!(shard.reassembly_bytes(), 0, "inspection still holds buffers");
+    assert_eq!(
+        shard.reassembly_bytes(),
+        0,
+        "inspection still holds buffers"
+    );
     let data = c2s(&t, e.cseq, e.sseq, PSH | ACK, &[0xab; SEGMENT]);
     shard.process_frame(&frame(ts.add_nanos(STEP_NS), &data), &mut out);
     assert_eq!(shard.reassembly_bytes(), 0, "data segment was buffered");

@@ -68,8 +68,17 @@ fn bench(c: &mut Criterion) {
     let plain = open_long_packet(&first, layout.pn_offset, keys.client(), None)
         .unwrap()
         .payload;
-    let second = protect_initial(QuicVersion::V1, keys.client(), &dcid, &[], &[], 3, 4, &plain)
-        .unwrap();
+    let second = protect_initial(
+        QuicVersion::V1,
+        keys.client(),
+        &dcid,
+        &[],
+        &[],
+        3,
+        4,
+        &plain,
+    )
+    .unwrap();
     assert_eq!(second.len(), 1200);
 
     let mut g = c.benchmark_group("quic_initial");

@@ -101,12 +101,16 @@ pub fn tcp_frame(
 
 /// Client-to-server data frame of `t` carrying `payload`.
 pub fn c2s(t: &Tuple, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    tcp_frame(t.client, t.cport, t.server, t.sport, seq, ack, flags, payload)
+    tcp_frame(
+        t.client, t.cport, t.server, t.sport, seq, ack, flags, payload,
+    )
 }
 
 /// Server-to-client data frame of `t` carrying `payload`.
 pub fn s2c(t: &Tuple, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    tcp_frame(t.server, t.sport, t.client, t.cport, seq, ack, flags, payload)
+    tcp_frame(
+        t.server, t.sport, t.client, t.cport, seq, ack, flags, payload,
+    )
 }
 
 /// A frame record at `ts` over `data`.
