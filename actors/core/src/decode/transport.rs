@@ -40,6 +40,7 @@ fn be32(b: &[u8], off: usize) -> Option<u32> {
 
 /// Decodes the transport header of `proto` from the captured IP payload `data` whose
 /// declared length is `declared` (`data.len() <= declared`).
+#[inline]
 pub(crate) fn parse_l4(proto: u8, data: &[u8], declared: u32) -> Result<L4<'_>, DropReason> {
     match proto {
         IPPROTO_TCP => parse_tcp(data, declared),
@@ -68,6 +69,7 @@ fn require(data: &[u8], declared: u32, need: usize) -> Result<(), DropReason> {
     }
 }
 
+#[inline]
 fn parse_tcp(data: &[u8], declared: u32) -> Result<L4<'_>, DropReason> {
     require(data, declared, 20)?;
     let short = DropReason::Truncated;
@@ -87,7 +89,9 @@ fn parse_tcp(data: &[u8], declared: u32) -> Result<L4<'_>, DropReason> {
         sack_permitted: false,
         timestamp: None,
     };
-    let bad_options = !parse_options(data.get(20..hlen).unwrap_or_default(), &mut tcp);
+    // Most segments carry no options or only a few: parse in place, without a call.
+    let opts = data.get(20..hlen).unwrap_or_default();
+    let bad_options = !opts.is_empty() && !parse_options(opts, &mut tcp);
     Ok(L4 {
         src_port: be16(data, 0).ok_or(short)?,
         dst_port: be16(data, 2).ok_or(short)?,
@@ -100,6 +104,7 @@ fn parse_tcp(data: &[u8], declared: u32) -> Result<L4<'_>, DropReason> {
 
 /// Parses TCP options into `tcp`; false if they were malformed (RFC 9293 §3.1: an option
 /// with a length field that runs past the header ends parsing).
+#[inline(always)]
 fn parse_options(mut opts: &[u8], tcp: &mut TcpInfo) -> bool {
     while let Some(&kind) = opts.first() {
         match kind {

@@ -19,9 +19,9 @@
 //! supported_versions' selected_version else legacy_version, and the hash over the
 //! extensions in wire order, comma-joined.
 
+use super::ja3::{push_hex, HEX_DIGITS};
 use super::tls::{is_grease, ClientHello, ServerHello};
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 
 /// Transport the hello was carried over: the first character of JA4/JA4S.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,42 +80,72 @@ fn client_version(ch: &ClientHello, t: JaTransport) -> u16 {
 }
 
 /// The two ALPN characters for a first ALPN value (`None` = no ALPN).
-fn alpn_code(first: Option<&[u8]>) -> String {
+fn alpn_chars(first: Option<&[u8]>) -> [char; 2] {
     let Some(v) = first else {
-        return "00".into();
+        return ['0', '0'];
     };
     let (Some(&a), Some(&z)) = (v.first(), v.last()) else {
-        return "00".into();
+        return ['0', '0'];
     };
     if v.len() == 2 && is_grease(u16::from_be_bytes([a, z])) {
-        return "00".into(); // a GREASE ALPN value is ignored like every GREASE value
+        return ['0', '0']; // a GREASE ALPN value is ignored like every GREASE value
     }
     if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
-        return [char::from(a), char::from(z)].iter().collect();
+        return [char::from(a), char::from(z)];
     }
     // First hex digit of the first byte, last hex digit of the last byte.
-    format!("{:x}{:x}", a >> 4, z & 0x0f)
+    [
+        char::from(HEX_DIGITS[usize::from(a >> 4)]),
+        char::from(HEX_DIGITS[usize::from(z & 0x0f)]),
+    ]
+}
+
+/// The two ALPN characters as a string (tests).
+#[cfg(test)]
+fn alpn_code(first: Option<&[u8]>) -> String {
+    alpn_chars(first).iter().collect()
+}
+
+/// Appends `v` as 4-digit lowercase hex (`{v:04x}`).
+fn push_hex4(s: &mut String, v: u16) {
+    push_hex(s, &v.to_be_bytes());
+}
+
+/// Appends two decimal digits of `n` (≤ 99; `{n:02}`).
+fn push_dec2(s: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    s.push(char::from(b'0' + n / 10));
+    s.push(char::from(b'0' + n % 10));
+}
+
+/// Appends comma-joined 4-digit lowercase hex.
+fn push_hex_list(s: &mut String, items: &[u16]) {
+    for (i, &v) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        push_hex4(s, v);
+    }
 }
 
 /// Comma-joined 4-digit lowercase hex.
 fn hex_list(items: &[u16]) -> String {
     let mut s = String::with_capacity(items.len() * 5);
-    for (i, v) in items.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{v:04x}");
-    }
+    push_hex_list(&mut s, items);
     s
 }
 
-/// First 12 hex characters of SHA-256.
-fn sha256_12(s: &str) -> String {
+/// Appends the first 12 hex characters of SHA-256 of `s`.
+fn push_sha256_12(out: &mut String, s: &str) {
     let digest = Sha256::digest(s.as_bytes());
+    push_hex(out, digest.get(..6).unwrap_or_default());
+}
+
+/// First 12 hex characters of SHA-256.
+#[cfg(test)]
+fn sha256_12(s: &str) -> String {
     let mut out = String::with_capacity(12);
-    for b in digest.iter().take(6) {
-        let _ = write!(out, "{b:02x}");
-    }
+    push_sha256_12(&mut out, s);
     out
 }
 
@@ -129,57 +159,71 @@ pub fn ja4(ch: &ClientHello, t: JaTransport) -> String {
     let mut ciphers = no_grease(&ch.cipher_suites);
     let exts = no_grease(&ch.extensions);
     let sni = if exts.contains(&0x0000) { 'd' } else { 'i' };
-    let a = format!(
-        "{}{}{}{:02}{:02}{}",
-        t.prefix(),
-        version_code(client_version(ch, t)),
-        sni,
-        ciphers.len().min(99),
-        exts.len().min(99),
-        alpn_code(ch.alpn_raw.first().map(Vec::as_slice)),
-    );
+    // 10 + 2 (a) + 1 + 12 (b) + 1 + 12 (c).
+    let mut out = String::with_capacity(38);
+    out.push(t.prefix());
+    out.push_str(version_code(client_version(ch, t)));
+    out.push(sni);
+    push_dec2(&mut out, ciphers.len());
+    push_dec2(&mut out, exts.len());
+    out.extend(alpn_chars(ch.alpn_raw.first().map(Vec::as_slice)));
+    out.push('_');
+    // One scratch buffer for the two hashed lists.
+    let mut scratch =
+        String::with_capacity(5 * (ciphers.len() + exts.len() + ch.signature_algorithms.len()) + 1);
     ciphers.sort_unstable();
-    let b = if ciphers.is_empty() {
-        EMPTY_HASH.to_string()
+    if ciphers.is_empty() {
+        out.push_str(EMPTY_HASH);
     } else {
-        sha256_12(&hex_list(&ciphers))
-    };
+        push_hex_list(&mut scratch, &ciphers);
+        push_sha256_12(&mut out, &scratch);
+    }
+    out.push('_');
     let mut sorted: Vec<u16> = exts
         .into_iter()
         .filter(|&e| e != 0x0000 && e != 0x0010)
         .collect();
     sorted.sort_unstable();
-    let c = if sorted.is_empty() {
-        EMPTY_HASH.to_string()
+    if sorted.is_empty() {
+        out.push_str(EMPTY_HASH);
     } else {
-        let mut s = hex_list(&sorted);
-        let sigs = no_grease(&ch.signature_algorithms);
-        if !sigs.is_empty() {
-            s.push('_');
-            s.push_str(&hex_list(&sigs));
+        scratch.clear();
+        push_hex_list(&mut scratch, &sorted);
+        let mut sigs = ch
+            .signature_algorithms
+            .iter()
+            .copied()
+            .filter(|&v| !is_grease(v));
+        if let Some(first) = sigs.next() {
+            scratch.push('_');
+            push_hex4(&mut scratch, first);
+            for v in sigs {
+                scratch.push(',');
+                push_hex4(&mut scratch, v);
+            }
         }
-        sha256_12(&s)
-    };
-    format!("{a}_{b}_{c}")
+        push_sha256_12(&mut out, &scratch);
+    }
+    out
 }
 
 /// The JA4S fingerprint of a ServerHello (or HelloRetryRequest).
 pub fn ja4s(sh: &ServerHello, t: JaTransport) -> String {
     let exts = no_grease(&sh.extensions);
-    let hash = if exts.is_empty() {
-        EMPTY_HASH.to_string()
+    let mut out = String::with_capacity(25);
+    out.push(t.prefix());
+    out.push_str(version_code(sh.negotiated_version()));
+    push_dec2(&mut out, exts.len());
+    out.extend(alpn_chars(sh.alpn_raw.as_deref()));
+    out.push('_');
+    push_hex4(&mut out, sh.cipher_suite);
+    out.push('_');
+    if exts.is_empty() {
+        out.push_str(EMPTY_HASH);
     } else {
-        sha256_12(&hex_list(&exts))
-    };
-    format!(
-        "{}{}{:02}{}_{:04x}_{}",
-        t.prefix(),
-        version_code(sh.negotiated_version()),
-        exts.len().min(99),
-        alpn_code(sh.alpn_raw.as_deref()),
-        sh.cipher_suite,
-        hash
-    )
+        push_sha256_12(&mut out, &hex_list(&exts));
+    }
+    out
 }
 
 #[cfg(test)]
