@@ -41,6 +41,7 @@ pub struct FlowKey {
 impl FlowKey {
     /// Builds the key of a packet from `src` to `dst`, and tells whether the packet
     /// travels from `lo` to `hi` (`true`) or back.
+    #[inline]
     pub fn from_packet(src: Endpoint, dst: Endpoint, proto: u8, vlan: Option<u16>) -> (Self, bool) {
         if src <= dst {
             (

@@ -301,13 +301,20 @@ impl<X: Default> FlowTable<X> {
             }
         }
         let idx = match found {
+            // Already the most recently active: nothing to relink (the common case of a
+            // busy flow's packets in a row).
+            Some(idx) if idx == self.head => idx,
             Some(idx) => {
                 self.unlink(idx);
+                self.push_front(idx);
                 idx
             }
-            None => self.create(key, &pkt, on_end),
+            None => {
+                let idx = self.create(key, &pkt, on_end);
+                self.push_front(idx);
+                idx
+            }
         };
-        self.push_front(idx);
         let meta = &mut self.slot_entry_mut(idx).meta;
         let s = pkt.side.index();
         meta.last_seen = meta.last_seen.max(pkt.now);
