@@ -424,6 +424,7 @@ pub fn run_reassembly(data: &[u8]) {
         let span = buf.len() + 17;
         // covered[i]: stream offset i was sent (only while nothing was abandoned).
         let mut covered = vec![false; buf.len()];
+        let mut max_end = 0usize;
         let mut n = 0;
         while !inp.is_empty() && n < 256 {
             let start = (usize::from(inp.u16()) % span) as i64 - 16;
@@ -438,6 +439,8 @@ pub fn run_reassembly(data: &[u8]) {
                     covered[o as usize] = true;
                 }
             }
+            let seg_end = (start + seg.len() as i64).clamp(0, i64::from(cfg.depth)) as usize;
+            max_end = max_end.max(seg_end);
             let seq = isn.wrapping_add(start as u32);
             let out = r.insert(seq, &seg, &cfg, &mut budget, &mut stats);
             assert!(budget.used <= budget.cap);
@@ -446,6 +449,14 @@ pub fn run_reassembly(data: &[u8]) {
                 abandoned = true;
             }
             assert_eq!(r.is_abandoned(), abandoned);
+            if !abandoned {
+                // Geometric growth: never more than twice the furthest byte stored.
+                assert!(
+                    budget.used <= 2 * max_end,
+                    "{} reserved for {max_end} bytes",
+                    budget.used
+                );
+            }
             check(&mut r, &budget, &mut delivered);
             assert_eq!(
                 &buf[..delivered.len()],
