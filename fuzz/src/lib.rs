@@ -665,6 +665,18 @@ pub fn encode_quic_raw(dgrams: &[(bool, &[u8])]) -> Vec<u8> {
 
 /// Body of `quic_initial`.
 pub fn run_quic_initial(data: &[u8]) {
+    let t = quic_tracker_from(data);
+    let _ = t.stats();
+    let _ = t.version();
+    let _ = t.key_dcid();
+    for c in [true, false] {
+        let s = t.crypto_stream(c).to_vec();
+        feed_tls(Framing::HandshakeMessages, 0, &s, JaTransport::Quic);
+    }
+}
+
+/// Feeds the datagrams a `quic_initial` input describes to a fresh tracker.
+pub fn quic_tracker_from(data: &[u8]) -> QuicInitialTracker {
     let mut inp = Input::new(data);
     let mode = inp.u8();
     let mut t = QuicInitialTracker::new();
@@ -747,13 +759,7 @@ pub fn run_quic_initial(data: &[u8]) {
             n += 1;
         }
     }
-    let _ = t.stats();
-    let _ = t.version();
-    let _ = t.key_dcid();
-    for c in [true, false] {
-        let s = t.crypto_stream(c).to_vec();
-        feed_tls(Framing::HandshakeMessages, 0, &s, JaTransport::Quic);
-    }
+    t
 }
 
 // ---------------------------------------------------------------------------------------

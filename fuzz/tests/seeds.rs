@@ -309,3 +309,39 @@ fn generate_seeds() {
         eprintln!("{target}: {n} seeds replayed");
     }
 }
+
+/// The protected mode really reaches the CRYPTO reassembly behind the AEAD.
+#[test]
+fn protected_quic_mode_reaches_crypto_stream() {
+    let pkts = [
+        QPacket {
+            from_client: true,
+            coalesce: false,
+            pn: 1,
+            frames: vec![
+                QFrame::Crypto(4, b"efgh".to_vec()),
+                QFrame::Ping,
+                QFrame::Padding(30),
+            ],
+        },
+        QPacket {
+            from_client: true,
+            coalesce: false,
+            pn: 0,
+            frames: vec![QFrame::Crypto(0, b"abcd".to_vec())],
+        },
+        QPacket {
+            from_client: false,
+            coalesce: false,
+            pn: 0,
+            frames: vec![QFrame::Crypto(0, b"srv".to_vec())],
+        },
+    ];
+    for v2 in [false, true] {
+        let input = encode_quic_protected(v2, &[1, 2, 3, 4, 5, 6, 7, 8], &[9, 9], &pkts);
+        let t = quic_tracker_from(&input);
+        assert_eq!(t.crypto_stream(true), b"abcdefgh");
+        assert_eq!(t.crypto_stream(false), b"srv");
+        run_quic_initial(&input);
+    }
+}
