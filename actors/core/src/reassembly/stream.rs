@@ -236,15 +236,15 @@ impl StreamReassembler {
 
     /// Grows `buf` to `len` bytes, reserving the capacity change from the budget.
     fn grow(&mut self, len: usize, cfg: &ReassemblyConfig, budget: &mut ReassemblyBudget) -> bool {
-        // Grow geometrically but never past what the depth allows, so small handshakes stay small.
+        // Grow geometrically but never past what the depth allows, so small handshakes
+        // stay small; and only when the reservation is too small: doubling on every
+        // append would reserve the whole depth after a few small segments.
+        if len <= self.reserved {
+            self.buf.resize(len, 0);
+            return true;
+        }
         let room = (cfg.depth - self.origin) as usize;
-        let want = self
-            .buf
-            .capacity()
-            .saturating_mul(2)
-            .max(len)
-            .min(room)
-            .max(len);
+        let want = self.reserved.saturating_mul(2).max(len).min(room).max(len);
         let extra = want.saturating_sub(self.reserved);
         if extra > 0 {
             if !budget.try_reserve(extra) {
@@ -329,6 +329,8 @@ impl StreamReassembler {
         self.reserved = 0;
         self.buf = Vec::new();
         self.ranges = Vec::new();
+        // Re-anchor the empty window at `delivered`, keeping `delivered <= contiguous_end()`
+        // so `take_new` after an abandon returns nothing rather than slicing past the end.
         self.origin = self.delivered;
     }
 }
@@ -356,6 +358,55 @@ mod tests {
             out.extend_from_slice(s.take_new());
         }
         (out, stats)
+    }
+
+    /// Fuzz regression (reassembly target): 54 in-order 8-byte segments with `take_new`
+    /// after each doubled the reservation on every append (8, 16, 32, ... 4096 bytes for
+    /// 80 bytes of data) until an 8176-byte memcap abandoned the stream.
+    #[test]
+    fn fuzz_small_segments_reserve_proportionally() {
+        let cfg = ReassemblyConfig {
+            depth: 0x7fff,
+            max_ranges: 64,
+        };
+        let mut budget = ReassemblyBudget::new(0x01ff * 16);
+        let mut stats = ReassemblyStats::default();
+        let mut s = StreamReassembler::new();
+        let isn = 0x9a15_7c57u32;
+        s.set_base(isn);
+        let mut out = Vec::new();
+        for i in 0..54u32 {
+            let seg = [i as u8; 8];
+            let o = s.insert(isn.wrapping_add(i * 8), &seg, &cfg, &mut budget, &mut stats);
+            assert_eq!(o, InsertOutcome::Stored, "segment {i}");
+            out.extend_from_slice(s.take_new());
+            assert!(
+                budget.used <= 2 * out.len(),
+                "{} reserved for {}",
+                budget.used,
+                out.len()
+            );
+        }
+        assert_eq!(out.len(), 54 * 8);
+        s.release(&mut budget);
+        assert_eq!(budget.used, 0);
+    }
+
+    /// Fuzz regression (reassembly target): `take_new` after the stream was abandoned
+    /// (its buffer freed) sliced `buf[delivered..]` of an empty buffer and panicked.
+    #[test]
+    fn fuzz_take_new_after_abandon_is_empty() {
+        let mut budget = ReassemblyBudget::new(16);
+        let mut stats = ReassemblyStats::default();
+        let mut s = StreamReassembler::new();
+        s.set_base(0);
+        s.insert(0, &[1; 8], &cfg(), &mut budget, &mut stats);
+        assert_eq!(s.take_new(), &[1; 8]);
+        let o = s.insert(8, &[2; 64], &cfg(), &mut budget, &mut stats);
+        assert_eq!(o, InsertOutcome::MemCap);
+        assert!(s.is_abandoned());
+        assert!(s.take_new().is_empty());
+        assert_eq!(budget.used, 0);
     }
 
     #[test]
