@@ -2,7 +2,8 @@
 //! flags each side sent, so flowmesh records read like Zeek's to the people who know it.
 //! See Zeek's documentation of `Conn::Info$conn_state` for the meaning of each code.
 
-use super::{FlowMeta, TcpFlags};
+use super::FlowMeta;
+use crate::decode::TcpInfo;
 use flowmesh_schemas::flow::IPPROTO_TCP;
 
 /// The Zeek `conn_state` code of a flow: `S0`, `S1`, `SF`, `REJ`, `S2`, `S3`, `RSTO`,
@@ -18,8 +19,8 @@ pub fn conn_state(meta: &FlowMeta) -> &'static str {
         };
     }
     let has = |side: usize, flag: u8| meta.tcp_flags[side] & flag != 0;
-    let (orig_syn, resp_syn) = (has(o, TcpFlags::SYN), has(r, TcpFlags::SYN));
-    let (orig_rst, resp_rst) = (has(o, TcpFlags::RST), has(r, TcpFlags::RST));
+    let (orig_syn, resp_syn) = (has(o, TcpInfo::SYN), has(r, TcpInfo::SYN));
+    let (orig_rst, resp_rst) = (has(o, TcpInfo::RST), has(r, TcpInfo::RST));
     let (orig_fin, resp_fin) = (meta.fin[o], meta.fin[r]);
     match (orig_syn, resp_syn) {
         (true, true) => match () {
@@ -54,10 +55,10 @@ mod tests {
     use flowmesh_schemas::{FlowKey, Timestamp};
     use std::net::{IpAddr, Ipv4Addr};
 
-    const SYN: u8 = TcpFlags::SYN;
-    const ACK: u8 = TcpFlags::ACK;
-    const FIN: u8 = TcpFlags::FIN;
-    const RST: u8 = TcpFlags::RST;
+    const SYN: u8 = TcpInfo::SYN;
+    const ACK: u8 = TcpInfo::ACK;
+    const FIN: u8 = TcpInfo::FIN;
+    const RST: u8 = TcpInfo::RST;
 
     /// A flow where the client (`Side::Lo`) sent `orig` flags and the server `resp`.
     fn meta(proto: u8, orig: u8, resp: u8, resp_packets: u64) -> FlowMeta {

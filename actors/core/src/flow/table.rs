@@ -11,26 +11,10 @@
 //! endpoint); which side is the client is a flag, so orientation can be corrected later
 //! (midstream pickup) without moving counters.
 
+use crate::decode::TcpInfo;
 use flowmesh_schemas::flow::{IPPROTO_TCP, IPPROTO_UDP};
 use flowmesh_schemas::{EndReason, FlowKey, Timestamp};
 use rustc_hash::FxHashMap;
-
-/// TCP flag bits (RFC 9293 §3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpFlags;
-
-impl TcpFlags {
-    /// FIN.
-    pub const FIN: u8 = 0x01;
-    /// SYN.
-    pub const SYN: u8 = 0x02;
-    /// RST.
-    pub const RST: u8 = 0x04;
-    /// PSH.
-    pub const PSH: u8 = 0x08;
-    /// ACK.
-    pub const ACK: u8 = 0x10;
-}
 
 /// The physical sender of a packet: the key's lower or higher endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +267,7 @@ impl<X: Default> FlowTable<X> {
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
             let meta = &self.slot_entry(idx).meta;
-            let syn_only = pkt.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
+            let syn_only = pkt.tcp_flags & (TcpInfo::SYN | TcpInfo::ACK) == TcpInfo::SYN;
             if meta.is_expired(pkt.now, &self.cfg) {
                 self.stats.expired += 1;
                 self.end(idx, EndReason::Idle, on_end);
@@ -321,13 +305,13 @@ impl<X: Default> FlowTable<X> {
         meta.packets[s] += 1;
         meta.bytes[s] += u64::from(pkt.wire_len);
         meta.tcp_flags[s] |= pkt.tcp_flags;
-        if pkt.tcp_flags & TcpFlags::FIN != 0 {
+        if pkt.tcp_flags & TcpInfo::FIN != 0 {
             meta.fin[s] = true;
         }
-        if pkt.tcp_flags & TcpFlags::RST != 0 {
+        if pkt.tcp_flags & TcpInfo::RST != 0 {
             meta.rst = true;
         }
-        if pkt.tcp_flags & TcpFlags::SYN != 0 && meta.syn_seq[s].is_none() {
+        if pkt.tcp_flags & TcpInfo::SYN != 0 && meta.syn_seq[s].is_none() {
             meta.syn_seq[s] = Some(pkt.tcp_seq);
         }
         idx
@@ -501,8 +485,8 @@ impl<X: Default> FlowTable<X> {
 /// the sender of the first packet.
 fn orientation(key: &FlowKey, pkt: &PacketView) -> (Side, bool) {
     if key.proto == IPPROTO_TCP {
-        let syn = pkt.tcp_flags & TcpFlags::SYN != 0;
-        let ack = pkt.tcp_flags & TcpFlags::ACK != 0;
+        let syn = pkt.tcp_flags & TcpInfo::SYN != 0;
+        let ack = pkt.tcp_flags & TcpInfo::ACK != 0;
         if syn && !ack {
             return (pkt.side, false);
         }
@@ -559,26 +543,26 @@ mod tests {
         let mut t = FlowTable::<()>::new(FlowTableConfig::default());
         let mut ended = Ended::new();
         let (k, c) = key(40000, IPPROTO_TCP);
-        run(&mut t, &mut ended, k, pkt(1, c, TcpFlags::SYN));
+        run(&mut t, &mut ended, k, pkt(1, c, TcpInfo::SYN));
         run(
             &mut t,
             &mut ended,
             k,
-            pkt(1, c.other(), TcpFlags::SYN | TcpFlags::ACK),
+            pkt(1, c.other(), TcpInfo::SYN | TcpInfo::ACK),
         );
         run(
             &mut t,
             &mut ended,
             k,
-            pkt(2, c, TcpFlags::FIN | TcpFlags::ACK),
+            pkt(2, c, TcpInfo::FIN | TcpInfo::ACK),
         );
         run(
             &mut t,
             &mut ended,
             k,
-            pkt(2, c.other(), TcpFlags::FIN | TcpFlags::ACK),
+            pkt(2, c.other(), TcpInfo::FIN | TcpInfo::ACK),
         );
-        let idx = run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::ACK));
+        let idx = run(&mut t, &mut ended, k, pkt(2, c, TcpInfo::ACK));
         let m = &t.get_mut(idx).expect("flow").meta;
         assert_eq!(m.client, c);
         assert!(!m.midstream);
@@ -600,7 +584,7 @@ mod tests {
             &mut t,
             &mut ended,
             k,
-            pkt(1, c.other(), TcpFlags::SYN | TcpFlags::ACK),
+            pkt(1, c.other(), TcpInfo::SYN | TcpInfo::ACK),
         );
         assert_eq!(t.get_mut(idx).expect("flow").meta.client, c);
     }
@@ -610,7 +594,7 @@ mod tests {
         let mut t = FlowTable::<()>::new(FlowTableConfig::default());
         let mut ended = Ended::new();
         let (k, c) = key(40000, IPPROTO_TCP);
-        let idx = run(&mut t, &mut ended, k, pkt(1, c.other(), TcpFlags::ACK));
+        let idx = run(&mut t, &mut ended, k, pkt(1, c.other(), TcpInfo::ACK));
         let m = &t.get_mut(idx).expect("flow").meta;
         assert_eq!(m.client, c);
         assert!(m.midstream);
@@ -634,14 +618,14 @@ mod tests {
         let mut t = FlowTable::<()>::new(FlowTableConfig::default());
         let mut ended = Ended::new();
         let (k, c) = key(40000, IPPROTO_TCP);
-        run(&mut t, &mut ended, k, pkt(1, c, TcpFlags::SYN));
+        run(&mut t, &mut ended, k, pkt(1, c, TcpInfo::SYN));
         run(
             &mut t,
             &mut ended,
             k,
-            pkt(1, c.other(), TcpFlags::RST | TcpFlags::ACK),
+            pkt(1, c.other(), TcpInfo::RST | TcpInfo::ACK),
         );
-        run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::SYN));
+        run(&mut t, &mut ended, k, pkt(2, c, TcpInfo::SYN));
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].1, EndReason::Rst);
         assert_eq!(t.stats().reused, 1);
@@ -652,19 +636,19 @@ mod tests {
         let mut t = FlowTable::<()>::new(FlowTableConfig::default());
         let mut ended = Ended::new();
         let (k, c) = key(40000, IPPROTO_TCP);
-        run(&mut t, &mut ended, k, pkt(1, c, TcpFlags::SYN));
-        run(&mut t, &mut ended, k, pkt(2, c, TcpFlags::SYN));
+        run(&mut t, &mut ended, k, pkt(1, c, TcpInfo::SYN));
+        run(&mut t, &mut ended, k, pkt(2, c, TcpInfo::SYN));
         run(
             &mut t,
             &mut ended,
             k,
-            pkt(2, c.other(), TcpFlags::SYN | TcpFlags::ACK),
+            pkt(2, c.other(), TcpInfo::SYN | TcpInfo::ACK),
         );
         assert!(
             ended.is_empty(),
             "a retransmitted SYN is the same connection"
         );
-        let mut p = pkt(3, c, TcpFlags::SYN);
+        let mut p = pkt(3, c, TcpInfo::SYN);
         p.tcp_seq = 99;
         run(&mut t, &mut ended, k, p);
         assert_eq!(ended.len(), 1);

@@ -4,7 +4,8 @@
 //! costs only counters, and its buffers are freed.
 
 use crate::decode::Packet;
-use crate::flow::{FlowMeta, Side, TcpFlags};
+use crate::decode::TcpInfo;
+use crate::flow::{FlowMeta, Side};
 use crate::handshake::{
     Feed, FingerprintSet, HandshakeLog, HandshakeSession, Probe, Registry, SessionCounts,
 };
@@ -106,10 +107,10 @@ impl FlowState {
             return;
         };
         let s = side.index();
-        if tcp.flags & TcpFlags::SYN != 0 {
+        if tcp.flags & TcpInfo::SYN != 0 {
             // The SYN occupies one sequence number (RFC 9293 §3.4).
             insp.streams[s].set_base(tcp.seq.wrapping_add(1));
-            if tcp.flags & TcpFlags::ACK != 0 && !insp.streams[1 - s].has_base() {
+            if tcp.flags & TcpInfo::ACK != 0 && !insp.streams[1 - s].has_base() {
                 // SYN-ACK without the SYN: the client's data starts at what it acks.
                 insp.streams[1 - s].set_base(tcp.ack);
             }
@@ -128,7 +129,7 @@ impl FlowState {
                 return;
             }
         }
-        let payload_seq = if tcp.flags & TcpFlags::SYN != 0 {
+        let payload_seq = if tcp.flags & TcpInfo::SYN != 0 {
             tcp.seq.wrapping_add(1)
         } else {
             tcp.seq
