@@ -438,9 +438,8 @@ async fn invalid_configs_are_typed_errors() {
         Some(StageConfigError::ZeroTurn("x"))
     );
     let zero_low = config("y", 0);
-    let err = start_stage(zero_low, recorder(&seen), on_failure)
-        .err()
-        .expect("zero capacity rejected");
+    let err =
+        start_stage(zero_low, recorder(&seen), on_failure).expect_err("zero capacity rejected");
     assert_eq!(
         err.to_string(),
         "stage y: Low queue capacity must be at least 1"

@@ -1,6 +1,6 @@
 //! Edges into a stage: the bounded, awaitable send that gives producers backpressure.
 //!
-//! Owns: the inbox a stage shares with its producers ([`Mailbox`]), the per-queue semaphores
+//! Owns: the inbox a stage shares with its producers (`Mailbox`), the per-queue semaphores
 //! that bound it, and the producer handles [`StageSender`] and [`Edge`].
 //!
 //! Why data does not travel as actix messages: actix keeps one FIFO per actor, `do_send` and
@@ -17,7 +17,7 @@
 //! - At most one wake-up is outstanding per stage: `drain_scheduled` is set by whoever sends a
 //!   [`Drain`] and cleared by the actor when its turn starts, so no wake-up is lost and the
 //!   actix mailbox never fills with them.
-//! - After [`Mailbox::close`] the semaphores are closed: waiting and future lossless sends fail
+//! - After `Mailbox::close` (the stage failed for good) the semaphores are closed: waiting and future lossless sends fail
 //!   with [`SendError`], droppable sends are dropped and counted as [`reason::CLOSED`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +30,13 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use super::counters::{reason, QueueCounters};
 use super::inbox::{InboxConfigError, Priority, PriorityInbox};
 
-/// Control message (droppable in effect, never data): wakes a stage so it runs a drain turn.
+/// Control message, must-deliver (a lost wake-up would stall the stage; it carries no data):
+/// wakes a stage so it runs a drain turn.
 ///
 /// Sent with `Recipient::do_send` by a producer whose push found no drain scheduled, and with
 /// `ctx.notify` by the stage itself to continue after a bounded turn. Both ignore mailbox
-/// capacity, which is safe here because at most one `Drain` is outstanding per stage.
+/// capacity, which is what a must-deliver wake-up needs and is safe because at most one
+/// `Drain` is outstanding per stage.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Drain;
@@ -212,7 +214,8 @@ impl<T: Send + 'static> StageSender<T> {
     }
 
     /// Lossless send: waits until the queue has room, then enqueues. Fails only when the
-    /// stage has failed for good, handing the item back.
+    /// stage has failed for good, handing the item back. Waiters get room in FIFO order.
+    /// Dropping the future before it completes enqueues nothing and takes no capacity.
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
         match self.mailbox.room(self.priority).acquire().await {
             Ok(permit) => {

@@ -1,4 +1,4 @@
-//! The stage actor: a thin actix shell that drains a [`PriorityInbox`] into a pure [`Stage`].
+//! The stage actor: a thin actix shell that drains a [`PriorityInbox`](super::inbox::PriorityInbox) into a pure [`Stage`].
 //!
 //! Owns: the [`Stage`] trait, [`StageConfig`], the generic [`StageActor`] with its drain
 //! step, panic catching and local counters, and the [`StageHandle`] the daemon wires with.
