@@ -19,7 +19,7 @@
 //! supported_versions' selected_version else legacy_version, and the hash over the
 //! extensions in wire order, comma-joined.
 
-use super::ja3::{push_hex, HEX_DIGITS};
+use super::ja3::{push_hex, HEX_DIGITS, HEX_PAIRS};
 use super::tls::{is_grease, ClientHello, ServerHello};
 use sha2::{Digest, Sha256};
 
@@ -106,9 +106,11 @@ fn alpn_code(first: Option<&[u8]>) -> String {
     alpn_chars(first).iter().collect()
 }
 
-/// Appends `v` as 4-digit lowercase hex (`{v:04x}`).
-fn push_hex4(s: &mut String, v: u16) {
-    push_hex(s, &v.to_be_bytes());
+/// `v` as 4 lowercase hex digits (`{v:04x}`).
+fn hex4(v: u16) -> [u8; 4] {
+    let [hi, lo] = v.to_be_bytes();
+    let ([a, b], [c, d]) = (HEX_PAIRS[usize::from(hi)], HEX_PAIRS[usize::from(lo)]);
+    [a, b, c, d]
 }
 
 /// Appends two decimal digits of `n` (≤ 99; `{n:02}`).
@@ -118,111 +120,182 @@ fn push_dec2(s: &mut String, n: usize) {
     s.push(char::from(b'0' + n % 10));
 }
 
-/// Appends comma-joined 4-digit lowercase hex.
-fn push_hex_list(s: &mut String, items: &[u16]) {
+/// Comma-joined 4-digit lowercase hex (tests).
+#[cfg(test)]
+fn hex_list(items: &[u16]) -> String {
+    let mut s = String::with_capacity(items.len() * 5);
     for (i, &v) in items.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        push_hex4(s, v);
+        s.extend(hex4(v).map(char::from));
     }
-}
-
-/// Comma-joined 4-digit lowercase hex.
-fn hex_list(items: &[u16]) -> String {
-    let mut s = String::with_capacity(items.len() * 5);
-    push_hex_list(&mut s, items);
     s
 }
 
-/// Appends the first 12 hex characters of SHA-256 of `s`.
-fn push_sha256_12(out: &mut String, s: &str) {
-    let digest = Sha256::digest(s.as_bytes());
-    push_hex(out, digest.get(..6).unwrap_or_default());
+/// SHA-256 of a text made of separated 4-digit hex values (`,` within a list, `_`
+/// between the lists of JA4's `c`), staged in a stack buffer so that no `String` is
+/// built and the hasher sees few large updates. Every value is written as 5 bytes,
+/// separator first; the very first byte of the text (a separator) is not hashed.
+struct HashText {
+    sha: Sha256,
+    buf: [u8; 320],
+    /// Where the hashed part of `buf` starts: 1 until the first flush, then 0.
+    start: usize,
+    len: usize,
 }
 
-/// First 12 hex characters of SHA-256.
+impl HashText {
+    fn new() -> Self {
+        Self {
+            sha: Sha256::new(),
+            buf: [0; 320],
+            start: 1,
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.sha
+            .update(self.buf.get(self.start..self.len).unwrap_or_default());
+        self.start = 0;
+        self.len = 0;
+    }
+
+    /// Appends `items`, the first preceded by `first_sep` and the others by `,`.
+    fn push_list(&mut self, first_sep: u8, items: impl IntoIterator<Item = u16>) {
+        let mut sep = first_sep;
+        for v in items {
+            if self.len + 5 > self.buf.len() {
+                self.flush();
+            }
+            let [a, b, c, d] = hex4(v);
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + 5) {
+                dst.copy_from_slice(&[sep, a, b, c, d]);
+                self.len += 5;
+            }
+            sep = b',';
+        }
+    }
+
+    /// Appends the first 12 hex characters of the digest to `out`.
+    fn finish_12(mut self, out: &mut String) {
+        self.flush();
+        let digest = self.sha.finalize();
+        push_hex(out, digest.get(..6).unwrap_or_default());
+    }
+}
+
+/// Appends the first 12 hex characters of SHA-256 of the comma-joined 4-digit hex list
+/// `items` (`000000000000` when empty).
+fn push_list_hash(out: &mut String, items: impl IntoIterator<Item = u16>) {
+    let mut items = items.into_iter().peekable();
+    if items.peek().is_none() {
+        out.push_str(EMPTY_HASH);
+        return;
+    }
+    let mut h = HashText::new();
+    h.push_list(b',', items);
+    h.finish_12(out);
+}
+
+/// First 12 hex characters of SHA-256 (tests).
 #[cfg(test)]
 fn sha256_12(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
     let mut out = String::with_capacity(12);
-    push_sha256_12(&mut out, s);
+    push_hex(&mut out, digest.get(..6).unwrap_or_default());
     out
 }
 
-/// Non-GREASE values.
-fn no_grease(items: &[u16]) -> Vec<u16> {
-    items.iter().copied().filter(|&v| !is_grease(v)).collect()
+/// Lists up to this long are filtered and sorted in a stack array; longer ones (not
+/// seen in real hellos) in a `Vec`.
+const STACK_LIST: usize = 128;
+
+/// Calls `f` with the values of `items` for which `keep` holds, sorted ascending,
+/// without allocating when there are at most [`STACK_LIST`] items.
+fn with_sorted<R>(items: &[u16], keep: impl Fn(u16) -> bool, f: impl FnOnce(&[u16]) -> R) -> R {
+    let kept = items.iter().copied().filter(|&v| keep(v));
+    if items.len() <= STACK_LIST {
+        let mut buf = [0u16; STACK_LIST];
+        let mut n = 0;
+        for (slot, v) in buf.iter_mut().zip(kept) {
+            *slot = v;
+            n += 1;
+        }
+        let sorted = buf.get_mut(..n).unwrap_or_default();
+        sorted.sort_unstable();
+        f(sorted)
+    } else {
+        let mut sorted: Vec<u16> = kept.collect();
+        sorted.sort_unstable();
+        f(&sorted)
+    }
 }
 
 /// The JA4 fingerprint of a ClientHello.
 pub fn ja4(ch: &ClientHello, t: JaTransport) -> String {
-    let mut ciphers = no_grease(&ch.cipher_suites);
-    let exts = no_grease(&ch.extensions);
-    let sni = if exts.contains(&0x0000) { 'd' } else { 'i' };
+    let n_ciphers = ch.cipher_suites.iter().filter(|&&v| !is_grease(v)).count();
+    let mut n_exts = 0;
+    let mut has_sni = false;
+    for &e in &ch.extensions {
+        if !is_grease(e) {
+            n_exts += 1;
+            has_sni |= e == 0x0000;
+        }
+    }
     // 10 + 2 (a) + 1 + 12 (b) + 1 + 12 (c).
     let mut out = String::with_capacity(38);
     out.push(t.prefix());
     out.push_str(version_code(client_version(ch, t)));
-    out.push(sni);
-    push_dec2(&mut out, ciphers.len());
-    push_dec2(&mut out, exts.len());
-    out.extend(alpn_chars(ch.alpn_raw.first().map(Vec::as_slice)));
+    out.push(if has_sni { 'd' } else { 'i' });
+    push_dec2(&mut out, n_ciphers);
+    push_dec2(&mut out, n_exts);
+    let [a, z] = alpn_chars(ch.alpn_raw.first().map(Vec::as_slice));
+    out.push(a);
+    out.push(z);
     out.push('_');
-    // One scratch buffer for the two hashed lists.
-    let mut scratch =
-        String::with_capacity(5 * (ciphers.len() + exts.len() + ch.signature_algorithms.len()) + 1);
-    ciphers.sort_unstable();
-    if ciphers.is_empty() {
-        out.push_str(EMPTY_HASH);
-    } else {
-        push_hex_list(&mut scratch, &ciphers);
-        push_sha256_12(&mut out, &scratch);
-    }
+    // Sorting 4-digit hex strings is sorting the numbers.
+    with_sorted(
+        &ch.cipher_suites,
+        |v| !is_grease(v),
+        |ciphers| push_list_hash(&mut out, ciphers.iter().copied()),
+    );
     out.push('_');
-    let mut sorted: Vec<u16> = exts
-        .into_iter()
-        .filter(|&e| e != 0x0000 && e != 0x0010)
-        .collect();
-    sorted.sort_unstable();
-    if sorted.is_empty() {
-        out.push_str(EMPTY_HASH);
-    } else {
-        scratch.clear();
-        push_hex_list(&mut scratch, &sorted);
-        let mut sigs = ch
-            .signature_algorithms
-            .iter()
-            .copied()
-            .filter(|&v| !is_grease(v));
-        if let Some(first) = sigs.next() {
-            scratch.push('_');
-            push_hex4(&mut scratch, first);
-            for v in sigs {
-                scratch.push(',');
-                push_hex4(&mut scratch, v);
+    with_sorted(
+        &ch.extensions,
+        |e| !is_grease(e) && e != 0x0000 && e != 0x0010,
+        |exts| {
+            if exts.is_empty() {
+                out.push_str(EMPTY_HASH);
+                return;
             }
-        }
-        push_sha256_12(&mut out, &scratch);
-    }
+            let mut h = HashText::new();
+            h.push_list(b',', exts.iter().copied());
+            let sigs = ch
+                .signature_algorithms
+                .iter()
+                .copied()
+                .filter(|&v| !is_grease(v));
+            h.push_list(b'_', sigs);
+            h.finish_12(&mut out);
+        },
+    );
     out
 }
 
 /// The JA4S fingerprint of a ServerHello (or HelloRetryRequest).
 pub fn ja4s(sh: &ServerHello, t: JaTransport) -> String {
-    let exts = no_grease(&sh.extensions);
+    let exts = sh.extensions.iter().copied().filter(|&v| !is_grease(v));
     let mut out = String::with_capacity(25);
     out.push(t.prefix());
     out.push_str(version_code(sh.negotiated_version()));
-    push_dec2(&mut out, exts.len());
+    push_dec2(&mut out, exts.clone().count());
     out.extend(alpn_chars(sh.alpn_raw.as_deref()));
     out.push('_');
-    push_hex4(&mut out, sh.cipher_suite);
+    out.extend(hex4(sh.cipher_suite).map(char::from));
     out.push('_');
-    if exts.is_empty() {
-        out.push_str(EMPTY_HASH);
-    } else {
-        push_sha256_12(&mut out, &hex_list(&exts));
-    }
+    push_list_hash(&mut out, exts);
     out
 }
 
@@ -284,6 +357,35 @@ mod tests {
         };
         assert!(ja4(&ch, JaTransport::Tcp).starts_with("t10d0102"));
         assert!(ja4(&ch, JaTransport::Tcp).ends_with("_000000000000"));
+    }
+
+    /// Long lists (sorted in a `Vec`, hashed over several buffer flushes) hash like the
+    /// plain comma-joined text.
+    #[test]
+    fn long_lists_hash_like_the_text() {
+        let ciphers: Vec<u16> = (0..300u16).rev().map(|v| v * 7).collect();
+        let exts: Vec<u16> = (1..150u16).filter(|&e| e != 0x0010).collect();
+        let sigs: Vec<u16> = (0..90u16).map(|v| 0x0400 + v).collect();
+        let ch = ClientHello {
+            legacy_version: 0x0303,
+            cipher_suites: ciphers.clone(),
+            extensions: exts.clone(),
+            signature_algorithms: sigs.clone(),
+            ..ClientHello::default()
+        };
+        let mut sorted = ciphers;
+        sorted.sort_unstable();
+        let mut sorted_exts = exts;
+        sorted_exts.sort_unstable();
+        let c = format!("{}_{}", hex_list(&sorted_exts), hex_list(&sigs));
+        let want = format!(
+            "t12i9999h2_{}_{}",
+            sha256_12(&hex_list(&sorted)),
+            sha256_12(&c)
+        );
+        let got = ja4(&ch, JaTransport::Tcp);
+        assert_eq!(got.get(..4), want.get(..4));
+        assert_eq!(got.get(10..), want.get(10..));
     }
 
     #[test]

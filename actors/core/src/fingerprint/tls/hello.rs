@@ -39,27 +39,44 @@ fn hello_prefix<'a>(r: &mut Reader<'a>) -> Result<(u16, &'a [u8]), MalformedReas
     Ok((version, random))
 }
 
-/// Splits the optional extension block that ends a hello into `(type, data)` pairs.
+/// Validates the optional extension block that ends a hello and returns it with the
+/// number of extensions in it (so the caller can size its lists exactly).
 ///
 /// RFC 5246 §7.4.1.2: the block may be absent (nothing follows the compression
 /// methods); when present its 2-byte length must cover exactly the rest of the hello,
-/// and each extension's 2-byte length must stay inside the block.
-fn extension_block<'a>(r: &mut Reader<'a>) -> Result<Vec<(u16, &'a [u8])>, MalformedReason> {
-    let mut out = Vec::new();
+/// and each extension's 2-byte length must stay inside the block. The whole block is
+/// checked before any extension is decoded, so a framing error wins over an error
+/// inside an extension. Iterate the validated block with [`Extensions`].
+fn extension_block<'a>(r: &mut Reader<'a>) -> Result<(&'a [u8], usize), MalformedReason> {
     if r.is_empty() {
-        return Ok(out);
+        return Ok((&[], 0));
     }
     let block = r.vec16().ok_or(MalformedReason::ExtensionsLength)?;
     if !r.is_empty() {
         return Err(MalformedReason::ExtensionsLength);
     }
     let mut b = Reader::new(block);
+    let mut n = 0;
     while !b.is_empty() {
-        let ty = b.u16().ok_or(MalformedReason::ExtensionLength)?;
-        let data = b.vec16().ok_or(MalformedReason::ExtensionLength)?;
-        out.push((ty, data));
+        b.u16().ok_or(MalformedReason::ExtensionLength)?;
+        b.vec16().ok_or(MalformedReason::ExtensionLength)?;
+        n += 1;
     }
-    Ok(out)
+    Ok((block, n))
+}
+
+/// `(type, data)` pairs of an extension block validated by [`extension_block`]
+/// (on a malformed block it stops at the first bad extension).
+struct Extensions<'a>(Reader<'a>);
+
+impl<'a> Iterator for Extensions<'a> {
+    type Item = (u16, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let ty = self.0.u16()?;
+        let data = self.0.vec16()?;
+        Some((ty, data))
+    }
 }
 
 /// Reads a vector with a 2-byte length that must fill `data` exactly.
@@ -108,16 +125,24 @@ fn server_name(data: &[u8]) -> Result<Option<String>, MalformedReason> {
 }
 
 /// ALPN (RFC 7301 §3.1): `ProtocolName protocol_name_list<2..2^16-1>`, each an
-/// `opaque ProtocolName<1..2^8-1>`. Lengths must tile the list exactly.
-fn alpn_list(data: &[u8]) -> Result<Vec<Vec<u8>>, MalformedReason> {
+/// `opaque ProtocolName<1..2^8-1>`. Lengths must tile the list exactly. Returns the list
+/// and the number of names in it; iterate the names with [`alpn_names`].
+fn alpn_list(data: &[u8]) -> Result<(&[u8], usize), MalformedReason> {
     let err = MalformedReason::AlpnLength;
     let list = exact_vec16(data, err)?;
     let mut r = Reader::new(list);
-    let mut out = Vec::new();
+    let mut n = 0;
     while !r.is_empty() {
-        out.push(r.vec8().ok_or(err)?.to_vec());
+        r.vec8().ok_or(err)?;
+        n += 1;
     }
-    Ok(out)
+    Ok((list, n))
+}
+
+/// The protocol names of a list validated by [`alpn_list`].
+fn alpn_names(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut r = Reader::new(list);
+    std::iter::from_fn(move || r.vec8())
 }
 
 /// Decodes a ClientHello body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
@@ -135,12 +160,14 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, MalformedReason> {
     if comp.is_empty() {
         return Err(MalformedReason::CompressionLength);
     }
+    let (block, n_ext) = extension_block(&mut r)?;
     let mut ch = ClientHello {
         legacy_version,
         cipher_suites,
+        extensions: Vec::with_capacity(n_ext),
         ..ClientHello::default()
     };
-    for (ty, data) in extension_block(&mut r)? {
+    for (ty, data) in Extensions(Reader::new(block)) {
         ch.extensions.push(ty);
         match ty {
             EXT_SERVER_NAME => {
@@ -150,13 +177,15 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, MalformedReason> {
                 }
             }
             EXT_ALPN => {
-                let list = alpn_list(data)?;
+                let (list, n) = alpn_list(data)?;
                 if ch.alpn_raw.is_empty() {
-                    ch.alpn = list
-                        .iter()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect();
-                    ch.alpn_raw = list;
+                    // Both lists sized exactly, one allocation per name in each.
+                    ch.alpn = Vec::with_capacity(n);
+                    ch.alpn_raw = Vec::with_capacity(n);
+                    for p in alpn_names(list) {
+                        ch.alpn.push(String::from_utf8_lossy(p).into_owned());
+                        ch.alpn_raw.push(p.to_vec());
+                    }
                 }
             }
             EXT_SUPPORTED_GROUPS => {
@@ -193,7 +222,9 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHello, MalformedReason> {
         is_hello_retry_request: random == HELLO_RETRY_REQUEST_RANDOM,
         ..ServerHello::default()
     };
-    for (ty, data) in extension_block(&mut r)? {
+    let (block, n_ext) = extension_block(&mut r)?;
+    sh.extensions = Vec::with_capacity(n_ext);
+    for (ty, data) in Extensions(Reader::new(block)) {
         sh.extensions.push(ty);
         match ty {
             EXT_SUPPORTED_VERSIONS => {
@@ -207,14 +238,13 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHello, MalformedReason> {
             }
             EXT_ALPN => {
                 // The server's list MUST contain exactly one name (RFC 7301 §3.1).
-                let list = alpn_list(data)?;
-                let mut it = list.into_iter();
-                let first = it.next().ok_or(MalformedReason::AlpnLength)?;
-                if it.next().is_some() {
+                let (list, n) = alpn_list(data)?;
+                let first = alpn_names(list).next();
+                let (Some(first), 1) = (first, n) else {
                     return Err(MalformedReason::AlpnLength);
-                }
-                sh.alpn = Some(String::from_utf8_lossy(&first).into_owned());
-                sh.alpn_raw = Some(first);
+                };
+                sh.alpn = Some(String::from_utf8_lossy(first).into_owned());
+                sh.alpn_raw = Some(first.to_vec());
             }
             _ => {}
         }

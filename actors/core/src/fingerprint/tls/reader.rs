@@ -15,21 +15,25 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A cursor at the start of `data`.
+    #[inline]
     pub(crate) fn new(data: &'a [u8]) -> Self {
         Self { data, pos: 0 }
     }
 
     /// Bytes not yet consumed.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
     }
 
     /// True when every byte has been consumed.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// Takes the next `n` bytes.
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let out = self.data.get(self.pos..end)?;
@@ -38,17 +42,20 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `uint8`.
+    #[inline]
     pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).and_then(|b| b.first().copied())
     }
 
     /// Reads a `uint16`.
+    #[inline]
     pub(crate) fn u16(&mut self) -> Option<u16> {
         let b = self.take(2)?;
         Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
     }
 
     /// Reads a `uint24` (RFC 8446 §3.3).
+    #[inline]
     pub(crate) fn u24(&mut self) -> Option<usize> {
         let b = self.take(3)?;
         Some(
@@ -59,6 +66,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a vector with a one-byte length prefix (`<0..2^8-1>`, RFC 8446 §3.4).
+    #[inline]
     pub(crate) fn vec8(&mut self) -> Option<&'a [u8]> {
         let save = self.pos;
         let n = self.u8()?;
@@ -69,6 +77,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a vector with a two-byte length prefix (`<0..2^16-1>`).
+    #[inline]
     pub(crate) fn vec16(&mut self) -> Option<&'a [u8]> {
         let save = self.pos;
         let n = self.u16()?;
@@ -79,6 +88,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a vector with a three-byte length prefix (`<0..2^24-1>`).
+    #[inline]
     pub(crate) fn vec24(&mut self) -> Option<&'a [u8]> {
         let save = self.pos;
         let n = self.u24()?;
