@@ -133,6 +133,37 @@ async fn hold(stage: &StageHandle<Recorder>) -> std_mpsc::Sender<()> {
     gate_tx
 }
 
+/// A consumer stage on its own arbiter, blocked inside its handler until `gate` is sent.
+struct Held {
+    arbiter: Arbiter,
+    seen: Seen,
+    stage: StageHandle<Recorder>,
+    gate: std_mpsc::Sender<()>,
+    /// Kept alive so the stage's failure recipient stays connected.
+    _failures: mpsc::UnboundedReceiver<StageFailed>,
+}
+
+async fn held_consumer(low_capacity: usize) -> Held {
+    let arbiter = Arbiter::new();
+    let seen = Seen::default();
+    let (on_failure, failures) = failure_sink();
+    let stage = start_stage_in_arbiter(
+        &arbiter.handle(),
+        config("consumer", low_capacity),
+        recorder(&seen),
+        on_failure,
+    )
+    .expect("valid config");
+    let gate = hold(&stage).await;
+    Held {
+        arbiter,
+        seen,
+        stage,
+        gate,
+        _failures: failures,
+    }
+}
+
 /// Waits until everything queued on `priority` before this call was handled.
 async fn done(stage: &StageHandle<Recorder>, priority: Priority) {
     let (tx, rx) = oneshot::channel();
@@ -150,17 +181,13 @@ async fn done(stage: &StageHandle<Recorder>, priority: Priority) {
 async fn droppable_edge_drops_exactly_n_minus_c_and_counts_them() {
     const N: u32 = 10;
     const C: usize = 4;
-    let arbiter = Arbiter::new();
-    let seen = Seen::default();
-    let (on_failure, _failures) = failure_sink();
-    let stage = start_stage_in_arbiter(
-        &arbiter.handle(),
-        config("consumer", C),
-        recorder(&seen),
-        on_failure,
-    )
-    .expect("valid config");
-    let gate = hold(&stage).await;
+    let Held {
+        arbiter,
+        seen,
+        stage,
+        gate,
+        _failures,
+    } = held_consumer(C).await;
 
     let edge = stage.edge(Priority::Low, Delivery::Droppable);
     let mut outcomes = Vec::new();
@@ -207,17 +234,13 @@ async fn droppable_edge_drops_exactly_n_minus_c_and_counts_them() {
 async fn lossless_edge_accepts_exactly_c_then_waits_and_delivers_all_in_order() {
     const N: u32 = 12;
     const C: usize = 5;
-    let arbiter = Arbiter::new();
-    let seen = Seen::default();
-    let (on_failure, _failures) = failure_sink();
-    let stage = start_stage_in_arbiter(
-        &arbiter.handle(),
-        config("consumer", C),
-        recorder(&seen),
-        on_failure,
-    )
-    .expect("valid config");
-    let gate = hold(&stage).await;
+    let Held {
+        arbiter,
+        seen,
+        stage,
+        gate,
+        _failures,
+    } = held_consumer(C).await;
 
     let accepted = Arc::new(AtomicUsize::new(0));
     let producer = {
@@ -255,17 +278,13 @@ async fn lossless_edge_accepts_exactly_c_then_waits_and_delivers_all_in_order() 
 
 #[actix::test]
 async fn high_item_behind_a_full_low_queue_is_served_next() {
-    let arbiter = Arbiter::new();
-    let seen = Seen::default();
-    let (on_failure, _failures) = failure_sink();
-    let stage = start_stage_in_arbiter(
-        &arbiter.handle(),
-        config("consumer", 1000),
-        recorder(&seen),
-        on_failure,
-    )
-    .expect("valid config");
-    let gate = hold(&stage).await;
+    let Held {
+        arbiter,
+        seen,
+        stage,
+        gate,
+        _failures,
+    } = held_consumer(1000).await;
     let low = stage.sender(Priority::Low);
     for i in 0..1000 {
         low.try_send(Item::Data(i)).expect("room");

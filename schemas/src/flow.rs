@@ -119,33 +119,6 @@ impl std::hash::Hash for FlowKey {
     }
 }
 
-/// Direction of a packet relative to the flow's orientation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// From the client (initiator) to the server (responder).
-    ClientToServer,
-    /// From the server to the client.
-    ServerToClient,
-}
-
-impl Direction {
-    /// The other direction.
-    pub fn reverse(self) -> Self {
-        match self {
-            Direction::ClientToServer => Direction::ServerToClient,
-            Direction::ServerToClient => Direction::ClientToServer,
-        }
-    }
-
-    /// 0 for client-to-server, 1 for server-to-client: an index into per-direction arrays.
-    pub fn index(self) -> usize {
-        match self {
-            Direction::ClientToServer => 0,
-            Direction::ServerToClient => 1,
-        }
-    }
-}
-
 /// Transport protocol of a flow, printed as `tcp`, `udp`, `icmp`, `icmpv6` or `ip-N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {

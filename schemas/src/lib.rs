@@ -23,7 +23,7 @@ pub mod flow_capnp {
     include!(concat!(env!("OUT_DIR"), "/capnp/flow_capnp.rs"));
 }
 
-pub use flow::{Direction, EndReason, FlowKey, Transport, L7};
+pub use flow::{EndReason, FlowKey, Transport, L7};
 pub use handshake::{CertificateInfo, Handshake};
 pub use record::FlowRecord;
 pub use time::Timestamp;

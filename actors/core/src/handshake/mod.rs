@@ -153,18 +153,6 @@ impl Registry {
         }
     }
 
-    /// An empty registry (every flow only counted).
-    pub fn empty() -> Self {
-        Registry {
-            protocols: Vec::new(),
-        }
-    }
-
-    /// Adds a protocol; probed after those already registered.
-    pub fn register(&mut self, p: Box<dyn HandshakeProtocol>) {
-        self.protocols.push(p);
-    }
-
     /// Probes the protocols fed by `feed` on `first`. Returns the first match, or
     /// `NeedMore` while any protocol cannot tell yet, or `No`.
     pub fn probe(&self, feed: Feed, first: &[u8]) -> (Probe, Option<&dyn HandshakeProtocol>) {

@@ -125,12 +125,6 @@ impl StreamReassembler {
         }
     }
 
-    /// Bytes past the contiguous end are buffered (a hole is open).
-    pub fn has_gap(&self) -> bool {
-        let end = self.contiguous_end();
-        self.ranges.iter().any(|&(s, _)| s > end)
-    }
-
     /// Contiguous bytes not yet handed out (from offset 0 when nothing was taken, which
     /// is what protocol probes look at).
     pub fn pending(&self) -> &[u8] {
@@ -543,14 +537,16 @@ mod tests {
     }
 
     #[test]
-    fn gap_is_visible() {
+    fn bytes_after_a_hole_wait_for_it() {
         let mut s = StreamReassembler::new();
         s.set_base(0);
         let mut b = ReassemblyBudget::new(1 << 20);
         let mut st = ReassemblyStats::default();
         s.insert(4, b"efgh", &cfg(), &mut b, &mut st);
-        assert!(s.has_gap());
+        assert_eq!(s.contiguous_end(), 0, "a hole before the buffered bytes");
         assert_eq!(s.take_new(), b"");
+        s.insert(0, b"abcd", &cfg(), &mut b, &mut st);
+        assert_eq!(s.take_new(), b"abcdefgh");
     }
 
     proptest! {

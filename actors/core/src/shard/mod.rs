@@ -127,20 +127,15 @@ struct Parts {
 }
 
 impl Shard {
-    /// A shard probing the default protocols (TLS, QUIC).
+    /// A shard probing the protocols of [`Registry::with_defaults`] (TLS, QUIC).
     pub fn new(cfg: ShardConfig) -> Self {
-        Self::with_registry(cfg, Registry::with_defaults())
-    }
-
-    /// A shard probing the protocols of `registry`.
-    pub fn with_registry(cfg: ShardConfig, registry: Registry) -> Self {
         Shard {
             decoder: Decoder::new(cfg.decode),
             table: FlowTable::new(cfg.flows),
             next_expire: None,
             parts: Parts {
                 budget: ReassemblyBudget::new(cfg.reassembly_memcap),
-                registry,
+                registry: Registry::with_defaults(),
                 inspecting: 0,
                 stats: ShardStats::default(),
                 cfg,
@@ -206,11 +201,6 @@ impl Shard {
         if let Some(FlowEntry { meta, ext }) = self.table.get_mut(idx) {
             ext.inspect(meta, side, &pkt, &mut self.parts.context());
         }
-    }
-
-    /// Lets packet time advance without a packet (live capture ticks): ends idle flows.
-    pub fn advance(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
-        self.maybe_expire(now, out);
     }
 
     fn maybe_expire(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
