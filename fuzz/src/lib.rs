@@ -18,7 +18,8 @@ use flowmesh_core::quic::{InitialKeys, QuicInitialTracker, QuicVersion};
 use flowmesh_core::reassembly::{
     ReassemblyBudget, ReassemblyConfig, ReassemblyStats, StreamReassembler,
 };
-use flowmesh_core::shard::{Shard, ShardConfig};
+use flowmesh_core::handshake::WorkerConfig;
+use flowmesh_core::shard::{Inline, ShardConfig};
 use flowmesh_schemas::Timestamp;
 
 /// A cursor that reads fields from the front of the fuzz input; running out yields zeros
@@ -795,7 +796,7 @@ pub fn encode_shard_frame(out: &mut Vec<u8>, link: LinkType, dt: u8, data: &[u8]
 /// Body of `shard`.
 pub fn run_shard(data: &[u8]) {
     let mut inp = Input::new(data);
-    let mut shard = Shard::new(ShardConfig::default());
+    let mut shard = Inline::new(ShardConfig::default(), WorkerConfig::default());
     let mut out = Vec::new();
     let mut now = 1_600_000_000 * Timestamp::NANOS_PER_SEC;
     let mut n = 0;
@@ -826,5 +827,5 @@ pub fn run_shard(data: &[u8]) {
     for r in &out {
         let _ = format!("{r:?}");
     }
-    let _ = shard.stats().records_total();
+    let _ = shard.shard_stats().records_total();
 }

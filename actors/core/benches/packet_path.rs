@@ -12,7 +12,8 @@ use common::{c2s, establish, frame, hellos, hex, Tuple, ACK, OFF_SEQ, OFF_SRC_PO
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use flowmesh_core::capture::LinkType;
 use flowmesh_core::decode::{DecodeConfig, Decoder};
-use flowmesh_core::shard::{Shard, ShardConfig};
+use flowmesh_core::handshake::WorkerConfig;
+use flowmesh_core::shard::{Inline, ShardConfig};
 use flowmesh_schemas::Timestamp;
 
 const SEGMENT: usize = 1400;
@@ -26,7 +27,7 @@ fn start_ts() -> Timestamp {
 /// Sanity check the setup once: the handshake is fingerprinted and inspection has
 /// released its buffers before data flows.
 fn check_setup(ch: &[u8]) {
-    let mut shard = Shard::new(ShardConfig::default());
+    let mut shard = Inline::new(ShardConfig::default(), WorkerConfig::default());
     let mut out = Vec::new();
     let mut ts = start_ts();
     let t = Tuple::nth(1);
@@ -78,7 +79,7 @@ fn bench_shard(c: &mut Criterion) {
 
     // One flow past its handshake.
     {
-        let mut shard = Shard::new(ShardConfig::default());
+        let mut shard = Inline::new(ShardConfig::default(), WorkerConfig::default());
         let mut out = Vec::new();
         let mut ts = start_ts();
         let t = Tuple::nth(1);
@@ -100,7 +101,7 @@ fn bench_shard(c: &mut Criterion) {
     // 10,000 flows past their handshakes, visited round-robin.
     {
         const FLOWS: u32 = 10_000;
-        let mut shard = Shard::new(ShardConfig::default());
+        let mut shard = Inline::new(ShardConfig::default(), WorkerConfig::default());
         let mut out = Vec::new();
         let mut ts = start_ts();
         let tuples: Vec<Tuple> = (0..FLOWS).map(Tuple::nth).collect();

@@ -6,7 +6,8 @@
 
 use flowmesh_core::capture::{CaptureReader, Frame, LinkType};
 use flowmesh_core::decode::{DecodeConfig, Decoder};
-use flowmesh_core::shard::{Shard, ShardConfig};
+use flowmesh_core::handshake::WorkerConfig;
+use flowmesh_core::shard::{Inline, ShardConfig};
 use flowmesh_schemas::{FlowRecord, Handshake, Timestamp};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
@@ -27,15 +28,15 @@ fn corpus_pcap(name: &str) -> Vec<u8> {
     })
 }
 
-fn config() -> ShardConfig {
-    ShardConfig {
+fn worker_config() -> WorkerConfig {
+    WorkerConfig {
         fingerprints: "ja3,ja3s,ja4,ja4s".parse().expect("valid list"),
-        ..ShardConfig::default()
+        ..WorkerConfig::default()
     }
 }
 
 fn run(frames: &[(Timestamp, LinkType, Vec<u8>)]) -> Vec<FlowRecord> {
-    let mut shard = Shard::new(config());
+    let mut shard = Inline::new(ShardConfig::default(), worker_config());
     let mut out = Vec::new();
     for (ts, link, data) in frames {
         let frame = Frame {

@@ -6,7 +6,7 @@
 pub mod hellos;
 
 use flowmesh_core::capture::{Frame, LinkType};
-use flowmesh_core::shard::Shard;
+use flowmesh_core::shard::Inline;
 use flowmesh_schemas::{FlowRecord, Timestamp};
 
 /// Decodes a hex string, ignoring whitespace.
@@ -173,7 +173,7 @@ pub struct Established {
 /// client's CCS + Finished on `t` through `shard`, starting at `ts`; afterwards the
 /// flow's inspection is over (both TLS directions finished).
 pub fn establish(
-    shard: &mut Shard,
+    shard: &mut Inline,
     t: &Tuple,
     client_hello_record: &[u8],
     ts: &mut Timestamp,

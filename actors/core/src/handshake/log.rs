@@ -112,6 +112,11 @@ impl HandshakeLog {
         self.next_answer < self.entries.len()
     }
 
+    /// Entries answered by the server so far (they come first, in order).
+    pub fn answered(&self) -> usize {
+        self.next_answer.min(self.entries.len())
+    }
+
     /// Number of ClientHellos fingerprinted (malformed ones excluded).
     pub fn client_hellos(&self) -> usize {
         self.parsed_client_hellos

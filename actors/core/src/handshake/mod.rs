@@ -8,10 +8,16 @@
 mod log;
 mod quic;
 mod tls;
+mod work;
+mod worker;
 
 pub use log::HandshakeLog;
 pub use quic::QuicProtocol;
 pub use tls::TlsProtocol;
+pub use work::{
+    FlowIdent, HandshakeBatch, HandshakeEvent, HandshakeOp, HelloSeen, InspectionUpdate, SessionId,
+};
+pub use worker::{HandshakeWorker, WorkerConfig, WorkerOutput, WorkerStats};
 
 use crate::stats::ReasonCounts;
 use flowmesh_schemas::L7;
@@ -104,6 +110,15 @@ pub struct SessionCounts {
     pub drops: ReasonCounts,
 }
 
+impl SessionCounts {
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &SessionCounts) {
+        self.malformed.merge(&other.malformed);
+        self.incomplete.merge(&other.incomplete);
+        self.drops.merge(&other.drops);
+    }
+}
+
 /// A handshake protocol: recognises flows and starts sessions.
 pub trait HandshakeProtocol: Send + Sync + fmt::Debug {
     /// Short name, for logs and counters.
@@ -153,18 +168,31 @@ impl Registry {
         }
     }
 
-    /// Probes the protocols fed by `feed` on `first`. Returns the first match, or
-    /// `NeedMore` while any protocol cannot tell yet, or `No`.
-    pub fn probe(&self, feed: Feed, first: &[u8]) -> (Probe, Option<&dyn HandshakeProtocol>) {
+    /// Probes the protocols fed by `feed` on `first`. Returns the first match with its
+    /// index (see [`Registry::get`]), or `NeedMore` while any protocol cannot tell yet, or
+    /// `No`.
+    pub fn probe(&self, feed: Feed, first: &[u8]) -> (Probe, Option<(u8, &dyn HandshakeProtocol)>) {
         let mut verdict = Probe::No;
-        for p in self.protocols.iter().filter(|p| p.feed() == feed) {
+        for (i, p) in self.protocols.iter().enumerate() {
+            if p.feed() != feed {
+                continue;
+            }
             match p.probe(first) {
-                m @ Probe::Match { .. } => return (m, Some(p.as_ref())),
+                m @ Probe::Match { .. } => {
+                    // The registry holds a handful of protocols; an index past u8 is never built.
+                    let index = u8::try_from(i).unwrap_or(u8::MAX);
+                    return (m, Some((index, p.as_ref())));
+                }
                 Probe::NeedMore => verdict = Probe::NeedMore,
                 Probe::No => {}
             }
         }
         (verdict, None)
+    }
+
+    /// The protocol at `index`, as [`Registry::probe`] reported it.
+    pub fn get(&self, index: u8) -> Option<&dyn HandshakeProtocol> {
+        self.protocols.get(usize::from(index)).map(|p| p.as_ref())
     }
 
     /// Whether any protocol is fed by `feed` (flows of other transports are only counted).

@@ -1,38 +1,62 @@
-//! Per-flow inspection: reassembly of the first bytes, protocol probing and the
-//! handshake session. A flow leaves inspection as soon as its handshake is parsed, no
-//! protocol claims it, its depth is exhausted or a memory cap is hit; from then on it
-//! costs only counters, and its buffers are freed.
+//! Per-flow inspection: reassembly of the first bytes and protocol probing. Once a protocol
+//! claims a flow, its handshake bytes go to a handshake worker as [`HandshakeOp`]s; the
+//! worker's [`InspectionUpdate`]s say which directions still matter. A flow leaves inspection
+//! as soon as the worker says its handshake is parsed, no protocol claims it, its depth is
+//! exhausted or a memory cap is hit; from then on it costs only counters, and its buffers
+//! are freed.
 
 use crate::decode::Packet;
 use crate::decode::TcpInfo;
 use crate::flow::{FlowMeta, Side};
 use crate::handshake::{
-    Feed, FingerprintSet, HandshakeLog, HandshakeSession, Probe, Registry, SessionCounts,
+    Feed, FlowIdent, HandshakeBatch, HandshakeOp, InspectionUpdate, Probe, Registry, SessionCounts,
 };
 use crate::reassembly::{
     InsertOutcome, ReassemblyBudget, ReassemblyConfig, ReassemblyStats, StreamReassembler,
 };
 use flowmesh_schemas::flow::{IPPROTO_TCP, IPPROTO_UDP};
-use flowmesh_schemas::L7;
+use flowmesh_schemas::{Transport, L7};
 
 /// What a shard keeps per flow beyond the table's metadata.
 #[derive(Debug, Default)]
 pub struct FlowState {
     /// Application protocol recognised.
     pub l7: Option<L7>,
-    /// Handshakes seen.
-    pub log: HandshakeLog,
     /// Live inspection; `None` before the first packet and after inspection ended.
     inspection: Option<Box<Inspection>>,
     /// Inspection is over for this flow (finished or given up).
     done: bool,
+    /// The handshake session a worker runs for this flow, once a protocol claimed it.
+    session: Option<SessionRef>,
 }
 
-#[derive(Debug, Default)]
+/// Where a flow's handshake session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRef {
+    /// Serial within the shard's epoch.
+    pub serial: u64,
+    /// Index of the worker running it.
+    pub worker: u16,
+}
+
+#[derive(Debug)]
 struct Inspection {
     /// Per physical side (index [`Side::index`]).
     streams: [StreamReassembler; 2],
-    session: Option<Box<dyn HandshakeSession>>,
+    /// Per physical side: the worker still wants these bytes.
+    wants: [bool; 2],
+    /// Per physical side: datagram bytes forwarded (bounded by the depth).
+    forwarded: [usize; 2],
+}
+
+impl Default for Inspection {
+    fn default() -> Self {
+        Inspection {
+            streams: Default::default(),
+            wants: [true; 2],
+            forwarded: [0; 2],
+        }
+    }
 }
 
 /// Shared, per-shard context for inspection.
@@ -40,20 +64,30 @@ struct Inspection {
 pub struct InspectContext<'a> {
     /// Protocols to probe.
     pub registry: &'a Registry,
-    /// Fingerprints to compute.
-    pub fingerprints: FingerprintSet,
     /// Reassembly limits.
     pub reassembly: &'a ReassemblyConfig,
     /// Shard-wide reassembly memory.
     pub budget: &'a mut ReassemblyBudget,
     /// Reassembly counters.
     pub reassembly_stats: &'a mut ReassemblyStats,
-    /// Handshake counters.
+    /// Shard-side handshake counters (capacity, truncation, caps hit before a session).
     pub counts: &'a mut SessionCounts,
     /// Flows currently under inspection, against `max_inspected`.
     pub inspecting: &'a mut usize,
     /// Cap on flows under inspection at once.
     pub max_inspected: usize,
+    /// Handshake work per worker index.
+    pub work: &'a mut [HandshakeBatch],
+    /// Workers this shard hands sessions to (indexes into `work`).
+    pub workers: &'a [u16],
+    /// Next session serial.
+    pub next_serial: &'a mut u64,
+}
+
+impl InspectContext<'_> {
+    fn batch(&mut self, worker: u16) -> Option<&mut HandshakeBatch> {
+        self.work.get_mut(usize::from(worker))
+    }
 }
 
 impl FlowState {
@@ -62,9 +96,15 @@ impl FlowState {
         !self.done
     }
 
-    /// Runs inspection for one packet of the flow.
+    /// The flow's handshake session, if a protocol claimed it.
+    pub fn session(&self) -> Option<SessionRef> {
+        self.session
+    }
+
+    /// Runs inspection for one packet of the flow in table slot `slot`.
     pub fn inspect(
         &mut self,
+        slot: u32,
         meta: &mut FlowMeta,
         side: Side,
         pkt: &Packet<'_>,
@@ -90,13 +130,14 @@ impl FlowState {
             self.inspection = Some(Box::default());
         }
         match feed {
-            Feed::Stream => self.on_segment(meta, side, pkt, cx),
-            Feed::Datagram => self.on_datagram(meta, side, pkt, cx),
+            Feed::Stream => self.on_segment(slot, meta, side, pkt, cx),
+            Feed::Datagram => self.on_datagram(slot, meta, side, pkt, cx),
         }
     }
 
     fn on_segment(
         &mut self,
+        slot: u32,
         meta: &mut FlowMeta,
         side: Side,
         pkt: &Packet<'_>,
@@ -122,12 +163,9 @@ impl FlowState {
             // Cut by the capture's snaplen: the missing bytes stay a hole.
             cx.counts.drops.bump("truncated_segment");
         }
-        if let Some(session) = insp.session.as_deref() {
-            if !session.wants(meta.is_from_client(side)) {
-                // This direction's parser is done: its bytes are only counted.
-                insp.streams[s].abandon(cx.budget);
-                return;
-            }
+        if self.session.is_some() && !insp.wants[s] {
+            // The worker is done with this direction: its bytes are only counted.
+            return;
         }
         let payload_seq = if tcp.flags & TcpInfo::SYN != 0 {
             tcp.seq.wrapping_add(1)
@@ -141,56 +179,45 @@ impl FlowState {
             cx.budget,
             cx.reassembly_stats,
         ) {
-            InsertOutcome::MemCap => {
-                cx.counts.incomplete.bump("reassembly_memcap");
-                return self.stop(cx);
-            }
+            InsertOutcome::MemCap => return self.give_up(cx, "reassembly_memcap", false),
             InsertOutcome::TooFragmented => {
-                cx.counts.incomplete.bump("reassembly_too_fragmented");
-                return self.stop(cx);
+                return self.give_up(cx, "reassembly_too_fragmented", false)
             }
             InsertOutcome::BeyondDepth | InsertOutcome::Stored | InsertOutcome::Nothing => {}
         }
-        if insp.session.is_none() {
+        if self.session.is_none() {
             let (probe, proto) = cx.registry.probe(Feed::Stream, insp.streams[s].pending());
             match (probe, proto) {
-                (Probe::Match { sender_is_client }, Some(proto)) => {
+                (Probe::Match { sender_is_client }, Some((index, proto))) => {
                     if let Some(is_client) = sender_is_client {
                         correct_orientation(meta, side, is_client);
                     }
                     self.l7 = Some(proto.l7());
-                    insp.session = Some(proto.start(cx.fingerprints));
+                    self.session = start_session(slot, index, meta, cx);
                 }
                 (Probe::NeedMore, _) if !at_depth(&insp.streams[s], cx.reassembly) => return,
                 _ => return self.stop(cx),
             }
         }
-        // Feed every direction's new contiguous bytes (the other side may have been
+        // Hand every direction's new contiguous bytes over (the other side may have been
         // buffered before the session existed).
-        if let Some(session) = insp.session.as_deref_mut() {
-            for d in [side, side.other()] {
-                let stream = &mut insp.streams[d.index()];
-                session.feed(
-                    meta.is_from_client(d),
-                    stream.take_new(),
-                    &mut self.log,
-                    cx.counts,
-                );
-                stream.compact(cx.budget);
+        let Some(session) = self.session else { return };
+        for d in [side, side.other()] {
+            let stream = &mut insp.streams[d.index()];
+            let new = stream.take_new();
+            if let Some(batch) = cx.work.get_mut(usize::from(session.worker)) {
+                batch.push_data(session.serial, meta.is_from_client(d), new);
             }
+            stream.compact(cx.budget);
         }
-        let finished = insp.session.as_deref().is_some_and(|s| s.is_finished());
-        let stuck = insp.streams.iter().any(|st| at_depth(st, cx.reassembly));
-        if finished {
-            self.stop(cx);
-        } else if stuck {
-            cx.counts.incomplete.bump("depth_exceeded");
-            self.abort(cx);
+        if insp.streams.iter().any(|st| at_depth(st, cx.reassembly)) {
+            self.give_up(cx, "depth_exceeded", true);
         }
     }
 
     fn on_datagram(
         &mut self,
+        slot: u32,
         meta: &mut FlowMeta,
         side: Side,
         pkt: &Packet<'_>,
@@ -202,44 +229,85 @@ impl FlowState {
         let Some(insp) = self.inspection.as_deref_mut() else {
             return;
         };
-        if insp.session.is_none() {
+        if self.session.is_none() {
             match cx.registry.probe(Feed::Datagram, pkt.payload) {
-                (Probe::Match { sender_is_client }, Some(proto)) => {
+                (Probe::Match { sender_is_client }, Some((index, proto))) => {
                     if let Some(is_client) = sender_is_client {
                         correct_orientation(meta, side, is_client);
                     }
                     self.l7 = Some(proto.l7());
-                    insp.session = Some(proto.start(cx.fingerprints));
+                    self.session = start_session(slot, index, meta, cx);
                 }
                 _ => return self.stop(cx),
             }
         }
-        if let Some(session) = insp.session.as_deref_mut() {
-            session.feed(
-                meta.is_from_client(side),
-                pkt.payload,
-                &mut self.log,
-                cx.counts,
-            );
-            if session.is_finished() {
-                self.stop(cx);
+        let Some(session) = self.session else { return };
+        let s = side.index();
+        if !insp.wants[s] {
+            return;
+        }
+        if let Some(batch) = cx.work.get_mut(usize::from(session.worker)) {
+            batch.push_data(session.serial, meta.is_from_client(side), pkt.payload);
+        }
+        insp.forwarded[s] = insp.forwarded[s].saturating_add(pkt.payload.len());
+        if insp.forwarded[s] >= cx.reassembly.depth as usize {
+            self.give_up(cx, "depth_exceeded", true);
+        }
+    }
+
+    /// Applies a worker's update: drop the directions it no longer wants, or stop.
+    pub fn apply(
+        &mut self,
+        meta: &FlowMeta,
+        update: &InspectionUpdate,
+        cx: &mut InspectContext<'_>,
+    ) {
+        if self.done || self.session.map(|s| s.serial) != Some(update.session.serial) {
+            return;
+        }
+        if update.finished {
+            return self.stop(cx);
+        }
+        let Some(insp) = self.inspection.as_deref_mut() else {
+            return;
+        };
+        let client = meta.client.index();
+        insp.wants[client] = update.wants_client;
+        insp.wants[1 - client] = update.wants_server;
+        for (stream, wants) in insp.streams.iter_mut().zip(insp.wants) {
+            if !wants {
+                stream.abandon(cx.budget);
             }
         }
     }
 
-    /// Ends inspection: frees buffers, counts what a session left incomplete.
-    pub fn abort(&mut self, cx: &mut InspectContext<'_>) {
-        if let Some(session) = self
-            .inspection
-            .as_deref_mut()
-            .and_then(|i| i.session.as_deref_mut())
-        {
-            session.abort(&mut self.log, cx.counts);
+    /// The flow ends: stops inspecting. Returns the flow's session and whether it was still
+    /// being inspected (so the worker reports an unfinished handshake as incomplete).
+    pub fn end(&mut self, cx: &mut InspectContext<'_>) -> (Option<SessionRef>, bool) {
+        let inspecting = self.is_inspecting();
+        self.stop(cx);
+        (self.session, inspecting)
+    }
+
+    /// Gives up inspecting for `reason` (counted as incomplete unless the handshake finished
+    /// meanwhile); with `abort`, the session also reports the hellos it left incomplete.
+    fn give_up(&mut self, cx: &mut InspectContext<'_>, reason: &'static str, abort: bool) {
+        match self.session {
+            Some(session) => {
+                if let Some(batch) = cx.batch(session.worker) {
+                    batch.ops.push(HandshakeOp::Stop {
+                        serial: session.serial,
+                        incomplete: Some(reason),
+                        abort,
+                    });
+                }
+            }
+            None => cx.counts.incomplete.bump(reason),
         }
         self.stop(cx);
     }
 
-    /// Ends inspection without counting anything incomplete.
+    /// Ends inspection: frees buffers.
     fn stop(&mut self, cx: &mut InspectContext<'_>) {
         if let Some(mut insp) = self.inspection.take() {
             for s in &mut insp.streams {
@@ -249,6 +317,36 @@ impl FlowState {
         }
         self.done = true;
     }
+}
+
+/// Starts a session on one of the shard's workers, chosen by serial.
+fn start_session(
+    slot: u32,
+    protocol: u8,
+    meta: &FlowMeta,
+    cx: &mut InspectContext<'_>,
+) -> Option<SessionRef> {
+    let serial = *cx.next_serial;
+    *cx.next_serial += 1;
+    let n = cx.workers.len() as u64;
+    let worker = *cx.workers.get(usize::try_from(serial % n.max(1)).ok()?)?;
+    let (client, server) = match meta.client {
+        Side::Lo => (meta.key.lo, meta.key.hi),
+        Side::Hi => (meta.key.hi, meta.key.lo),
+    };
+    cx.batch(worker)?.ops.push(HandshakeOp::Start {
+        serial,
+        slot,
+        protocol,
+        flow: FlowIdent {
+            transport: Transport::from_proto(meta.key.proto),
+            client,
+            server,
+            vlan: meta.key.vlan,
+            first_seen: meta.first_seen,
+        },
+    });
+    Some(SessionRef { serial, worker })
 }
 
 fn at_depth(stream: &StreamReassembler, cfg: &ReassemblyConfig) -> bool {

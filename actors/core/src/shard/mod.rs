@@ -1,19 +1,28 @@
 //! A shard: one flow table and everything it needs, run as plain function calls.
 //!
-//! `frame → decode (+ defragmentation) → flow table → inspection (reassembly, handshake
-//! parsing) → flow records`. A shard owns its flows completely; the caller routes both
-//! directions of a flow to the same shard (see [`FlowKey::symmetric_hash`]).
+//! `frame → decode (+ defragmentation) → flow table → inspection (reassembly, probing) →
+//! handshake work for the workers, flow records`. A shard owns its flows completely; the
+//! caller routes both directions of a flow to the same shard (see
+//! [`FlowKey::symmetric_hash`]).
+//!
+//! Handshake parsing runs in [`HandshakeWorker`](crate::handshake::HandshakeWorker)s: a
+//! shard emits [`HandshakeBatch`]es and applies the workers' [`InspectionUpdate`]s. The
+//! record of a flow with a session goes through its worker (which adds the handshakes);
+//! other records come straight out of the shard. [`Inline`] runs a shard and a worker as
+//! plain calls, for tests, benchmarks and tools.
 
+mod inline;
 mod inspect;
 
-pub use inspect::FlowState;
+pub use inline::Inline;
+pub use inspect::{FlowState, SessionRef};
 
 use crate::capture::Frame;
 use crate::decode::{DecodeConfig, Decoder};
 use crate::flow::community_id::community_id_v1;
 use crate::flow::conn_state;
 use crate::flow::{FlowEntry, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side};
-use crate::handshake::{FingerprintSet, Registry, SessionCounts};
+use crate::handshake::{HandshakeBatch, HandshakeOp, InspectionUpdate, Registry, SessionCounts};
 use crate::reassembly::{ReassemblyBudget, ReassemblyConfig, ReassemblyStats};
 use crate::stats::ReasonCounts;
 use flowmesh_schemas::flow::Endpoint;
@@ -33,14 +42,34 @@ pub struct ShardConfig {
     pub reassembly_memcap: usize,
     /// Flows under inspection at once; more are only counted.
     pub max_inspected_flows: usize,
-    /// Fingerprints to compute.
-    pub fingerprints: FingerprintSet,
     /// How often (in packet time) idle flows are looked for.
     pub expire_interval_ns: i64,
     /// Flows examined per expiry pass at most.
     pub expire_budget: usize,
     /// Community ID seed.
     pub community_id_seed: u16,
+    /// This shard's index (names its sessions).
+    pub index: u16,
+    /// This shard's life: bump it when restarting a shard with fresh state.
+    pub epoch: u32,
+    /// Handshake workers in the pipeline (at least 1).
+    pub workers: u16,
+    /// Shards in the pipeline (at least 1); with `workers`, decides which workers this
+    /// shard hands sessions to.
+    pub shards: u16,
+}
+
+impl ShardConfig {
+    /// The workers this shard hands sessions to: every worker whose index is congruent to
+    /// the shard's (when workers outnumber shards), else the one worker `index % workers`.
+    pub fn own_workers(&self) -> Vec<u16> {
+        let (w, n) = (self.workers.max(1), self.shards.max(1));
+        if w > n {
+            (0..w).filter(|j| j % n == self.index % n).collect()
+        } else {
+            vec![self.index % w]
+        }
+    }
 }
 
 impl Default for ShardConfig {
@@ -51,10 +80,13 @@ impl Default for ShardConfig {
             reassembly: ReassemblyConfig::default(),
             reassembly_memcap: 256 << 20,
             max_inspected_flows: 200_000,
-            fingerprints: FingerprintSet::default(),
             expire_interval_ns: 1_000_000_000,
             expire_budget: 10_000,
             community_id_seed: 0,
+            index: 0,
+            epoch: 0,
+            workers: 1,
+            shards: 1,
         }
     }
 }
@@ -70,9 +102,8 @@ pub struct ShardStats {
     pub decode_drops: ReasonCounts,
     /// Flow records emitted, by end reason (indexed like [`EndReason::ALL`]).
     pub records: [u64; 5],
-    /// ClientHellos fingerprinted.
-    pub handshakes: u64,
-    /// Handshake parsing counters.
+    /// Shard-side inspection counters (capacity, truncated segments, caps hit before a
+    /// protocol was recognised); the workers count the rest.
     pub sessions: SessionCounts,
     /// Reassembly counters.
     pub reassembly: ReassemblyStats,
@@ -94,15 +125,39 @@ impl ShardStats {
         for (a, b) in self.records.iter_mut().zip(o.records) {
             *a += b;
         }
-        self.handshakes += o.handshakes;
-        self.sessions.malformed.merge(&o.sessions.malformed);
-        self.sessions.incomplete.merge(&o.sessions.incomplete);
-        self.sessions.drops.merge(&o.sessions.drops);
+        self.sessions.merge(&o.sessions);
         self.reassembly.add(&o.reassembly);
         self.flows.created += o.flows.created;
         self.flows.evicted += o.flows.evicted;
         self.flows.expired += o.flows.expired;
         self.flows.reused += o.flows.reused;
+    }
+}
+
+/// What a shard produced: records of flows without a session, and handshake work per
+/// worker (records of flows with a session travel inside it, as `End` ops).
+#[derive(Debug, Default)]
+pub struct ShardOutput {
+    /// Flow records ready to go on.
+    pub records: Vec<FlowRecord>,
+    /// Handshake work, indexed by worker.
+    pub work: Vec<HandshakeBatch>,
+}
+
+impl ShardOutput {
+    /// Empty output for a shard of `cfg`.
+    pub fn new(cfg: &ShardConfig) -> Self {
+        ShardOutput {
+            records: Vec::new(),
+            work: (0..cfg.workers.max(1))
+                .map(|_| HandshakeBatch::new(cfg.index, cfg.epoch))
+                .collect(),
+        }
+    }
+
+    /// Nothing produced.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.work.iter().all(HandshakeBatch::is_empty)
     }
 }
 
@@ -123,6 +178,8 @@ struct Parts {
     registry: Registry,
     budget: ReassemblyBudget,
     inspecting: usize,
+    workers: Vec<u16>,
+    next_serial: u64,
     stats: ShardStats,
 }
 
@@ -137,6 +194,8 @@ impl Shard {
                 budget: ReassemblyBudget::new(cfg.reassembly_memcap),
                 registry: Registry::with_defaults(),
                 inspecting: 0,
+                workers: cfg.own_workers(),
+                next_serial: 0,
                 stats: ShardStats::default(),
                 cfg,
             },
@@ -160,8 +219,13 @@ impl Shard {
         self.parts.budget.used
     }
 
-    /// Processes one frame; records of flows that ended are appended to `out`.
-    pub fn process_frame(&mut self, frame: &Frame<'_>, out: &mut Vec<FlowRecord>) {
+    /// The configuration.
+    pub fn config(&self) -> &ShardConfig {
+        &self.parts.cfg
+    }
+
+    /// Processes one frame; what it produces is appended to `out`.
+    pub fn process_frame(&mut self, frame: &Frame<'_>, out: &mut ShardOutput) {
         let now = frame.ts;
         self.parts.stats.frames += 1;
         self.parts.stats.bytes += u64::from(frame.orig_len);
@@ -199,11 +263,29 @@ impl Shard {
             parts.end_flow(entry, reason, out)
         });
         if let Some(FlowEntry { meta, ext }) = self.table.get_mut(idx) {
-            ext.inspect(meta, side, &pkt, &mut self.parts.context());
+            ext.inspect(
+                idx,
+                meta,
+                side,
+                &pkt,
+                &mut self.parts.context(&mut out.work),
+            );
         }
     }
 
-    fn maybe_expire(&mut self, now: Timestamp, out: &mut Vec<FlowRecord>) {
+    /// Applies a worker's update about one of this shard's flows. Updates for other shards or
+    /// epochs, or for flows that have ended since, are ignored.
+    pub fn apply_update(&mut self, update: &InspectionUpdate, out: &mut ShardOutput) {
+        let cfg = &self.parts.cfg;
+        if update.session.shard != cfg.index || update.session.epoch != cfg.epoch {
+            return;
+        }
+        if let Some(FlowEntry { meta, ext }) = self.table.get_mut(update.slot) {
+            ext.apply(meta, update, &mut self.parts.context(&mut out.work));
+        }
+    }
+
+    fn maybe_expire(&mut self, now: Timestamp, out: &mut ShardOutput) {
         let interval = self.parts.cfg.expire_interval_ns;
         let due = self.next_expire.get_or_insert(now.add_nanos(interval));
         if now < *due {
@@ -219,7 +301,7 @@ impl Shard {
     }
 
     /// Ends every flow with `end_of_input` (or how it closed) and emits its record.
-    pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
+    pub fn finish(&mut self, out: &mut ShardOutput) {
         let parts = &mut self.parts;
         self.table
             .drain(&mut |entry, reason| parts.end_flow(entry, reason, out));
@@ -227,32 +309,27 @@ impl Shard {
 }
 
 impl Parts {
-    fn context(&mut self) -> InspectContext<'_> {
+    fn context<'a>(&'a mut self, work: &'a mut [HandshakeBatch]) -> InspectContext<'a> {
         InspectContext {
             registry: &self.registry,
-            fingerprints: self.cfg.fingerprints,
             reassembly: &self.cfg.reassembly,
             budget: &mut self.budget,
             reassembly_stats: &mut self.stats.reassembly,
             counts: &mut self.stats.sessions,
             inspecting: &mut self.inspecting,
             max_inspected: self.cfg.max_inspected_flows,
+            work,
+            workers: &self.workers,
+            next_serial: &mut self.next_serial,
         }
     }
 
-    /// Ends a flow: stops its inspection (counting what was left incomplete) and emits
-    /// its record.
-    fn end_flow(
-        &mut self,
-        entry: FlowEntry<FlowState>,
-        reason: EndReason,
-        out: &mut Vec<FlowRecord>,
-    ) {
+    /// Ends a flow: stops its inspection and emits its record, through the flow's worker
+    /// when it has a session (the worker adds the handshakes and counts what was left
+    /// incomplete).
+    fn end_flow(&mut self, entry: FlowEntry<FlowState>, reason: EndReason, out: &mut ShardOutput) {
         let FlowEntry { meta, mut ext } = entry;
-        if ext.is_inspecting() {
-            ext.abort(&mut self.context());
-        }
-        self.stats.handshakes += ext.log.client_hellos() as u64;
+        let (session, inspecting) = ext.end(&mut self.context(&mut out.work));
         if let Some(i) = EndReason::ALL.iter().position(|r| *r == reason) {
             self.stats.records[i] += 1;
         }
@@ -261,7 +338,7 @@ impl Parts {
             Side::Lo => (meta.key.lo, meta.key.hi),
             Side::Hi => (meta.key.hi, meta.key.lo),
         };
-        out.push(FlowRecord {
+        let record = FlowRecord {
             transport: Transport::from_proto(meta.key.proto),
             l7: ext.l7,
             client_ip: client.ip,
@@ -288,7 +365,15 @@ impl Parts {
                 meta.key.proto,
             ),
             midstream: meta.midstream,
-            handshakes: ext.log.take(),
-        });
+            handshakes: Vec::new(),
+        };
+        match session.and_then(|s| out.work.get_mut(usize::from(s.worker)).map(|b| (s, b))) {
+            Some((s, batch)) => batch.ops.push(HandshakeOp::End {
+                serial: s.serial,
+                abort: inspecting,
+                record: Box::new(record),
+            }),
+            None => out.records.push(record),
+        }
     }
 }
