@@ -43,10 +43,17 @@ pub struct ReplayArgs {
     /// JA4S is off by default (FoxIO licence, see README).
     #[arg(long, default_value = "ja3,ja3s,ja4", value_parser = parse_fingerprints)]
     pub fingerprints: FingerprintSet,
-    /// Flow table capacity; past it the least recently active flow is evicted.
+    /// Reassembly shards (threads that own flows). Default: one per CPU core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub shards: Option<u16>,
+    /// Handshake workers (TLS/QUIC parsing and fingerprints). Default: one per shard.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// Flow table capacity over all shards; past it the least recently active flow is
+    /// evicted.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_flows: usize,
-    /// Reassembly memory cap in MiB.
+    /// Reassembly memory cap in MiB, over all shards.
     #[arg(long, default_value_t = 256)]
     pub reassembly_memcap_mb: usize,
     /// Bytes reassembled per direction for handshake parsing.

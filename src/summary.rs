@@ -1,11 +1,11 @@
 //! What `replay` tells a person on standard error: a progress line and a summary.
 
-use flowmesh_core::shard::ShardStats;
+use flowmesh_actors::pipeline::ReplayReport;
+use flowmesh_actors::stats::Board;
 use flowmesh_core::stats::ReasonCounts;
 use flowmesh_schemas::EndReason;
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A progress line, redrawn at most every two seconds once a run is long enough to need it.
@@ -31,21 +31,21 @@ impl Progress {
     }
 
     /// Redraws the line if two seconds passed.
-    pub fn tick(&mut self, path: &Path, done_bytes: u64, stats: &ShardStats) {
+    pub fn tick(&mut self, board: &Board) {
         if !self.enabled || self.last.elapsed() < Duration::from_secs(2) {
             return;
         }
         self.last = Instant::now();
         self.shown = true;
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let pct = 100.0 * done_bytes as f64 / self.total_bytes.max(1) as f64;
+        let c = &board.capture;
+        let pct = 100.0 * c.bytes_read as f64 / self.total_bytes.max(1) as f64;
+        let shards = board.shards_total();
         eprint!(
-            "\r{}: {pct:5.1}%  {} packets  {} flows  {} handshakes  {:.0} packets/s   ",
-            path.display(),
-            stats.frames,
-            stats.records_total(),
-            stats.handshakes,
-            stats.frames as f64 / secs
+            "\r{pct:5.1}%  {} packets  {} flows  {:.0} packets/s   ",
+            c.decode.frames,
+            shards.records_total(),
+            c.decode.frames as f64 / secs
         );
         let _ = std::io::stderr().flush();
     }
@@ -63,10 +63,8 @@ impl Progress {
 pub struct Summary<'a> {
     /// Files read.
     pub files: usize,
-    /// Counters of the run.
-    pub stats: &'a ShardStats,
-    /// Wall time of the run.
-    pub elapsed: Duration,
+    /// What the run counted.
+    pub report: &'a ReplayReport,
 }
 
 fn reasons(f: &mut fmt::Formatter<'_>, title: &str, counts: &ReasonCounts) -> fmt::Result {
@@ -83,19 +81,24 @@ fn reasons(f: &mut fmt::Formatter<'_>, title: &str, counts: &ReasonCounts) -> fm
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.stats;
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let board = &self.report.board;
+        let c = &board.capture;
+        let s = board.shards_total();
+        let w = board.workers_total();
+        let secs = self.report.elapsed.as_secs_f64().max(1e-9);
+        let shards = board.shards.len();
         writeln!(
             f,
-            "flowmesh replay: {} file(s), {} packets, {} bytes, {} flows, {} handshakes in {:.3} s ({:.0} packets/s, {:.3} Gbit/s)",
+            "flowmesh replay: {} file(s), {} packets, {} bytes, {} flows, {} handshakes in {:.3} s ({:.0} packets/s, {:.3} Gbit/s, {} shard(s))",
             self.files,
-            s.frames,
+            c.decode.frames,
             s.bytes,
             s.records_total(),
-            s.handshakes,
+            w.handshakes,
             secs,
-            s.frames as f64 / secs,
-            s.bytes as f64 * 8.0 / secs / 1e9
+            c.decode.frames as f64 / secs,
+            s.bytes as f64 * 8.0 / secs / 1e9,
+            shards,
         )?;
         let ended: Vec<String> = EndReason::ALL
             .iter()
@@ -103,10 +106,17 @@ impl fmt::Display for Summary<'_> {
             .map(|(r, n)| format!("{}={n}", r.as_str()))
             .collect();
         writeln!(f, "  flows ended: {}", ended.join(", "))?;
-        reasons(f, "packet drops", &s.decode_drops)?;
-        reasons(f, "malformed hellos", &s.sessions.malformed)?;
-        reasons(f, "incomplete handshakes", &s.sessions.incomplete)?;
-        reasons(f, "handshake data not used", &s.sessions.drops)?;
+        let mut drops = ReasonCounts::default();
+        for (reason, n) in c.decode.drops() {
+            drops.add(reason.as_str(), n);
+        }
+        drops.merge(&s.decode_drops);
+        reasons(f, "packet drops", &drops)?;
+        let mut sessions = s.sessions.clone();
+        sessions.merge(&w.sessions);
+        reasons(f, "malformed hellos", &sessions.malformed)?;
+        reasons(f, "incomplete handshakes", &sessions.incomplete)?;
+        reasons(f, "handshake data not used", &sessions.drops)?;
         writeln!(
             f,
             "  reassembly: {} segments, {} out of order, {} overlapping bytes ({} conflicting), {} past depth, {} refused by memcap",
@@ -121,6 +131,25 @@ impl fmt::Display for Summary<'_> {
             f,
             "  flow table: {} created, {} evicted, {} expired",
             s.flows.created, s.flows.evicted, s.flows.expired
-        )
+        )?;
+        writeln!(
+            f,
+            "  handshake events: {}; defragmented datagrams: {}",
+            board.events, c.decode.defrag.reassembled
+        )?;
+        let mut restarts = Vec::new();
+        let mut dropped = ReasonCounts::default();
+        for st in &self.report.stages {
+            if st.restarts > 0 {
+                restarts.push(format!("{}={}", st.stage, st.restarts));
+            }
+            for (r, n) in st.high.dropped.iter().chain(st.low.dropped.iter()) {
+                dropped.add(r, n);
+            }
+        }
+        if !restarts.is_empty() {
+            writeln!(f, "  stage restarts: {}", restarts.join(", "))?;
+        }
+        reasons(f, "queue drops (batches and messages)", &dropped)
     }
 }

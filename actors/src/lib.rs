@@ -1,8 +1,16 @@
-//! flowmesh-actors: thin actix actors around the pure stages of flowmesh-core, and the
-//! runtime they share.
+//! flowmesh-actors: thin actix actors around the pure stages of flowmesh-core, the runtime
+//! they share, and the wiring of a replay.
 //!
-//! So far this crate holds the [`runtime`]: priority inboxes, bounded edges with explicit
-//! backpressure, supervision with a restart budget, and per-stage counters. The stage actors
-//! (capture, reassembly shards, fingerprint workers, scheduler, sink) build on it.
+//! - [`runtime`]: priority inboxes, bounded edges with explicit backpressure, the outbox,
+//!   supervision with a restart budget, per-stage counters;
+//! - [`stages`]: shard, handshake worker, scheduler, encoder and writer stages;
+//! - [`capture`]: the file source; [`batch`]: packet batches;
+//! - [`pipeline`]: starts and connects the stages and runs a replay to the end;
+//! - [`stats`]: where stages publish their counters.
 
+pub mod batch;
+pub mod capture;
+pub mod pipeline;
 pub mod runtime;
+pub mod stages;
+pub mod stats;

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use actix::{Actor, Arbiter, Context, Handler, Recipient};
 use flowmesh_actors::runtime::{
-    reason, start_stage, start_stage_in_arbiter, Delivered, Delivery, Priority, RestartPolicy,
-    SendError, Stage, StageConfig, StageConfigError, StageFailed, StageHandle, TrySendError,
+    reason, start_stage, start_stage_in_arbiter, Delivered, Delivery, Outbox, Priority,
+    RestartPolicy, SendError, Stage, StageConfig, StageConfigError, StageFailed, StageHandle,
+    TrySendError,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
@@ -52,7 +53,7 @@ impl Stage for Recorder {
     type Item = Item;
     type Error = Injected;
 
-    fn handle(&mut self, item: Item) -> Result<(), Injected> {
+    fn handle(&mut self, item: Item, _out: &mut Outbox) -> Result<(), Injected> {
         match item {
             Item::Data(v) => {
                 self.handled += 1;

@@ -227,24 +227,35 @@ impl<T: Send + 'static> StageSender<T> {
         }
     }
 
-    /// Droppable send: enqueues if the queue has room now; otherwise drops the item, counts
-    /// the drop by reason on the target's queue, and hands the item back. Never waits.
-    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+    /// Enqueues if the queue has room now, else hands the item back without counting a drop
+    /// (the caller waits or counts). Never waits.
+    pub fn try_push(&self, item: T) -> Result<(), TrySendError<T>> {
         match self.mailbox.room(self.priority).try_acquire() {
             Ok(permit) => {
                 permit.forget();
                 self.push_and_wake(item);
                 Ok(())
             }
-            Err(TryAcquireError::NoPermits) => {
-                self.mailbox.record_drop(self.priority, reason::QUEUE_FULL);
-                Err(TrySendError::Full(item))
-            }
-            Err(TryAcquireError::Closed) => {
-                self.mailbox.record_drop(self.priority, reason::CLOSED);
-                Err(TrySendError::Closed(item))
-            }
+            Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(item)),
+            Err(TryAcquireError::Closed) => Err(TrySendError::Closed(item)),
         }
+    }
+
+    /// Counts a drop of an item meant for this queue.
+    pub fn record_drop(&self, reason: &'static str) {
+        self.mailbox.record_drop(self.priority, reason);
+    }
+
+    /// Droppable send: enqueues if the queue has room now; otherwise drops the item, counts
+    /// the drop by reason on the target's queue, and hands the item back. Never waits.
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let refused = self.try_push(item);
+        match &refused {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.record_drop(reason::QUEUE_FULL),
+            Err(TrySendError::Closed(_)) => self.record_drop(reason::CLOSED),
+        }
+        refused
     }
 }
 
@@ -292,6 +303,11 @@ impl<T: Send + 'static> Edge<T> {
     /// The edge's declared delivery.
     pub fn delivery(&self) -> Delivery {
         self.delivery
+    }
+
+    /// The sender underneath.
+    pub fn sender(&self) -> &StageSender<T> {
+        &self.sender
     }
 
     /// Sends `item` according to the edge's delivery: a lossless edge waits for room, a

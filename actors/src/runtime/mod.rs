@@ -7,6 +7,7 @@
 //! - [`inbox`]: the two bounded queues (high first, with a budget so low progresses);
 //! - [`edge`]: producers push into a stage's inbox through [`StageSender`] / [`Edge`],
 //!   waiting for room (lossless) or dropping and counting (droppable);
+//! - [`outbox`]: onward sends from a synchronous handler, parked while a target is full;
 //! - [`stage`]: the actor shell that drains the inbox in bounded turns and catches panics;
 //! - [`supervisor`]: restart with fresh state, restart budget, escalation;
 //! - [`counters`]: the per-stage counter snapshot.
@@ -23,11 +24,13 @@
 pub mod counters;
 pub mod edge;
 pub mod inbox;
+pub mod outbox;
 pub mod stage;
 pub mod supervisor;
 
 pub use counters::{reason, DropCounts, QueueCounters, StageCounters};
 pub use edge::{Delivered, Delivery, Drain, Edge, SendError, StageSender, TrySendError};
 pub use inbox::{Full, InboxConfigError, Priority, PriorityInbox};
+pub use outbox::Outbox;
 pub use stage::{GetCounters, Stage, StageActor, StageConfig, StageConfigError, StageHandle};
 pub use supervisor::{start_stage, start_stage_in_arbiter, RestartPolicy, StageFailed};

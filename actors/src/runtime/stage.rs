@@ -22,28 +22,30 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{
-    Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    MessageResult, Recipient, Supervised,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError,
+    Message, MessageResult, Recipient, Supervised, WrapFuture,
 };
 use thiserror::Error;
 
 use super::counters::{reason, StageCounters};
 use super::edge::{Delivery, Drain, Edge, Mailbox, StageSender};
 use super::inbox::{InboxConfigError, Priority};
+use super::outbox::Outbox;
 use super::supervisor::{RestartBudget, RestartPolicy, StageFailed};
 
 /// A pure stage: state plus a synchronous handler, run inside a [`StageActor`].
 ///
-/// The handler gets one queue item (a batch, a control command, a result) at a time. Returning
-/// `Err` or panicking makes the supervisor restart the stage with fresh state from its factory.
+/// The handler gets one queue item (a batch, a control command, a result) at a time and sends
+/// onward through the [`Outbox`]. Returning `Err` or panicking makes the supervisor restart
+/// the stage with fresh state from its factory.
 pub trait Stage: Unpin + 'static {
     /// What the stage's queues carry (both high and low; typically an enum).
     type Item: Send + 'static;
     /// A failure that needs fresh state (expected packet conditions are outcomes, not errors).
     type Error: std::error::Error + 'static;
 
-    /// Handles one item.
-    fn handle(&mut self, item: Self::Item) -> Result<(), Self::Error>;
+    /// Handles one item; onward sends go through `out`.
+    fn handle(&mut self, item: Self::Item, out: &mut Outbox) -> Result<(), Self::Error>;
 }
 
 /// Sizes and limits of one stage.
@@ -128,6 +130,7 @@ pub struct StageActor<S: Stage> {
     panics: u64,
     errors: u64,
     failed: bool,
+    outbox: Outbox,
 }
 
 impl<S: Stage> fmt::Debug for StageActor<S> {
@@ -163,6 +166,7 @@ impl<S: Stage> StageActor<S> {
             panics: 0,
             errors: 0,
             failed: false,
+            outbox: Outbox::default(),
         }
     }
 
@@ -253,11 +257,19 @@ impl<S: Stage> Handler<Drain> for StageActor<S> {
             let Some((priority, item)) = self.mailbox.pop() else {
                 return;
             };
-            let stage = &mut self.stage;
+            let (stage, outbox) = (&mut self.stage, &mut self.outbox);
             // AssertUnwindSafe: after a panic the stage's state is thrown away (restart with
             // fresh state), so a broken invariant inside it is never observed.
-            match catch_unwind(AssertUnwindSafe(|| stage.handle(item))) {
-                Ok(Ok(())) => {}
+            match catch_unwind(AssertUnwindSafe(|| stage.handle(item, outbox))) {
+                Ok(Ok(())) => {
+                    if let Some(sends) = self.outbox.take_parked() {
+                        // A target is full: serve nothing more until these sends complete.
+                        ctx.wait(sends.into_actor(self).map(|(), act, ctx| {
+                            act.schedule_drain(ctx);
+                        }));
+                        return;
+                    }
+                }
                 Ok(Err(e)) => {
                     self.errors += 1;
                     self.mailbox.record_drop(priority, reason::HANDLER_ERROR);

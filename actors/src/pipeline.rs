@@ -1,0 +1,327 @@
+//! Wiring: starts the stages of a replay on their threads, connects them, runs the input
+//! through, and waits until every stage has drained or one has failed for good.
+//!
+//! Threads: shard `i` runs on arbiter `i`; worker `j` and encoder `k` share the shard
+//! arbiters (`j % shards`, `k % shards`), so parsing and encoding scale with the shards
+//! without more threads than cores; the writer and the capture source have a thread each
+//! (they block on I/O); the scheduler runs on the system arbiter.
+
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Arbiter, ArbiterHandle, Context, Handler, Recipient, System};
+use flowmesh_core::decode::DecodeConfig;
+use flowmesh_core::handshake::WorkerConfig;
+use flowmesh_core::shard::ShardConfig;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::MappedInput;
+use crate::capture::replay_files;
+use crate::runtime::{
+    start_stage, start_stage_in_arbiter, Delivery, Priority, RestartPolicy, StageConfig,
+    StageConfigError, StageCounters, StageFailed,
+};
+use crate::stages::worker::WorkerEdges;
+use crate::stages::writer::WriterShared;
+use crate::stages::{
+    EncoderStage, Fault, SchedulerStage, ShardStage, WorkerStage, WriterStage,
+};
+use crate::stats::{Board, StatsBoard};
+
+/// How to run a replay.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// Reassembly shards (at least 1).
+    pub shards: usize,
+    /// Handshake workers (at least 1).
+    pub workers: usize,
+    /// JSON encoders (at least 1).
+    pub encoders: usize,
+    /// Frame decoding (the router's and the shards').
+    pub decode: DecodeConfig,
+    /// Per-shard settings (index, epoch and counts are set per shard).
+    pub shard: ShardConfig,
+    /// Per-worker settings.
+    pub worker: WorkerConfig,
+    /// Restart budget of every stage.
+    pub restart: RestartPolicy,
+    /// Capacity of a shard's packet queue, in batches.
+    pub shard_queue: usize,
+    /// Test-only: make a shard panic.
+    pub fault: Option<Arc<Fault>>,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            shards: 1,
+            workers: 1,
+            encoders: 1,
+            decode: DecodeConfig::default(),
+            shard: ShardConfig::default(),
+            worker: WorkerConfig::default(),
+            restart: RestartPolicy::default(),
+            shard_queue: 32,
+            fault: None,
+        }
+    }
+}
+
+/// Why a replay did not complete.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    /// A stage failed more often than its restart budget allows.
+    #[error(transparent)]
+    StageFailed(#[from] StageFailed),
+    /// A stage could not be configured.
+    #[error(transparent)]
+    Config(#[from] StageConfigError),
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The pipeline stopped without finishing (a bug).
+    #[error("the pipeline stopped before the end of input")]
+    Stopped,
+}
+
+/// What a finished replay counted.
+#[derive(Debug)]
+pub struct ReplayReport {
+    /// The stages' published counters.
+    pub board: Board,
+    /// Every stage's queue and supervision counters.
+    pub stages: Vec<StageCounters>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// A progress callback, called about every `interval` with the board.
+pub type ProgressFn = Box<dyn FnMut(&Board) + Send>;
+
+/// Replays `inputs` through the pipeline, writing JSON lines to `output`.
+pub fn replay(
+    cfg: ReplayConfig,
+    inputs: Vec<MappedInput>,
+    output: Box<dyn Write + Send>,
+    progress: Option<(Duration, ProgressFn)>,
+) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let board = StatsBoard::default();
+    let system = System::new();
+    let result = system.block_on(run(cfg, inputs, output, board.clone(), progress));
+    let stages = result?;
+    let board = std::mem::take(&mut *board.lock());
+    Ok(ReplayReport {
+        board,
+        stages,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Receives [`StageFailed`] and forwards it to the replay driver.
+struct FailureSink(mpsc::UnboundedSender<StageFailed>);
+
+impl Actor for FailureSink {
+    type Context = Context<Self>;
+}
+
+impl Handler<StageFailed> for FailureSink {
+    type Result = ();
+
+    fn handle(&mut self, msg: StageFailed, _: &mut Context<Self>) {
+        let _ = self.0.send(msg);
+    }
+}
+
+/// A `'static` stage name (names are few and live as long as the process's counters).
+fn name(kind: &str, i: usize) -> &'static str {
+    Box::leak(format!("{kind}-{i}").into_boxed_str())
+}
+
+async fn run(
+    cfg: ReplayConfig,
+    inputs: Vec<MappedInput>,
+    output: Box<dyn Write + Send>,
+    board: StatsBoard,
+    mut progress: Option<(Duration, ProgressFn)>,
+) -> Result<Vec<StageCounters>, ReplayError> {
+    let n = cfg.shards.max(1);
+    let m = cfg.workers.max(1);
+    let k = cfg.encoders.max(1);
+    let (fail_tx, mut fail_rx) = mpsc::unbounded_channel();
+    let on_failure: Recipient<StageFailed> = FailureSink(fail_tx).start().recipient();
+    let (done_tx, done_rx) = oneshot::channel();
+    let stage = |name: &'static str| StageConfig {
+        restart: cfg.restart,
+        ..StageConfig::new(name)
+    };
+
+    let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+    let on = |i: usize| -> ArbiterHandle { arbiters[i % n].handle() };
+    let writer_arbiter = Arbiter::new();
+
+    let shared = WriterShared::new(output, done_tx);
+    let writer = {
+        let board = board.clone();
+        start_stage_in_arbiter(
+            &writer_arbiter.handle(),
+            stage("writer"),
+            move || WriterStage::new(Arc::clone(&shared), k, board.clone()),
+            on_failure.clone(),
+        )?
+    };
+
+    let scheduler_board = board.clone();
+    let encoders_edges: Arc<OnceLock<_>> = Arc::new(OnceLock::new());
+    let scheduler = {
+        let edges = Arc::clone(&encoders_edges);
+        let producers = n + m;
+        start_stage(
+            stage("scheduler"),
+            move || {
+                SchedulerStage::new(Arc::clone(&edges), k, producers, scheduler_board.clone())
+            },
+            on_failure.clone(),
+        )?
+    };
+
+    let mut encoders = Vec::with_capacity(k);
+    for i in 0..k {
+        let to_writer = writer.edge(Priority::Low, Delivery::Lossless);
+        let reports = scheduler.edge(Priority::High, Delivery::Droppable);
+        encoders.push(start_stage_in_arbiter(
+            &on(i),
+            stage(name("encoder", i)),
+            move || EncoderStage::new(i, to_writer.clone(), reports.clone()),
+            on_failure.clone(),
+        )?);
+    }
+    let _ = encoders_edges.set(
+        encoders
+            .iter()
+            .map(|e| e.edge(Priority::Low, Delivery::Lossless))
+            .collect::<Vec<_>>(),
+    );
+
+    let shard_edges = Arc::new(OnceLock::new());
+    let mut workers = Vec::with_capacity(m);
+    for j in 0..m {
+        let edges = WorkerEdges {
+            shards: Arc::clone(&shard_edges),
+            events: scheduler.edge(Priority::High, Delivery::Lossless),
+            records: scheduler.edge(Priority::Low, Delivery::Lossless),
+        };
+        let (wcfg, board) = (cfg.worker, board.clone());
+        workers.push(start_stage_in_arbiter(
+            &on(j),
+            stage(name("worker", j)),
+            move || {
+                board.retire_worker(j);
+                WorkerStage::new(j, wcfg, n, edges.clone(), board.clone())
+            },
+            on_failure.clone(),
+        )?);
+    }
+
+    let mut shards = Vec::with_capacity(n);
+    for i in 0..n {
+        let to_workers: Vec<_> = workers
+            .iter()
+            .map(|w| w.edge(Priority::Low, Delivery::Lossless))
+            .collect();
+        let to_scheduler = scheduler.edge(Priority::Low, Delivery::Lossless);
+        let (board, fault) = (board.clone(), cfg.fault.clone());
+        let base = ShardConfig {
+            index: u16::try_from(i).unwrap_or(u16::MAX),
+            workers: u16::try_from(m).unwrap_or(u16::MAX),
+            shards: u16::try_from(n).unwrap_or(u16::MAX),
+            decode: cfg.decode,
+            ..cfg.shard.clone()
+        };
+        let epoch = std::sync::atomic::AtomicU32::new(0);
+        shards.push(start_stage_in_arbiter(
+            &on(i),
+            StageConfig {
+                low_capacity: cfg.shard_queue.max(1),
+                ..stage(name("shard", i))
+            },
+            move || {
+                board.retire_shard(i);
+                let shard_cfg = ShardConfig {
+                    epoch: epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    ..base.clone()
+                };
+                ShardStage::new(
+                    shard_cfg,
+                    to_workers.clone(),
+                    to_scheduler.clone(),
+                    board.clone(),
+                    fault.clone(),
+                )
+            },
+            on_failure.clone(),
+        )?);
+    }
+    let _ = shard_edges.set(
+        shards
+            .iter()
+            .map(|s| s.edge(Priority::High, Delivery::Droppable))
+            .collect::<Vec<_>>(),
+    );
+
+    let capture_arbiter = Arbiter::new();
+    let inputs: Vec<Arc<MappedInput>> = inputs.into_iter().map(Arc::new).collect();
+    let to_shards: Vec<_> = shards
+        .iter()
+        .map(|s| s.edge(Priority::Low, Delivery::Lossless))
+        .collect();
+    capture_arbiter.spawn(replay_files(inputs, to_shards, cfg.decode, board.clone()));
+
+    let mut done_rx = done_rx;
+    let mut ticker = progress
+        .as_ref()
+        .map(|(every, _)| tokio::time::interval(*every));
+    let outcome = loop {
+        tokio::select! {
+            done = &mut done_rx => break match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(ReplayError::Output(e)),
+                Err(_) => Err(ReplayError::Stopped),
+            },
+            failed = fail_rx.recv() => break match failed {
+                Some(f) => Err(ReplayError::StageFailed(f)),
+                None => Err(ReplayError::Stopped),
+            },
+            _ = async { match ticker.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending::<()>().await } } => {
+                if let Some((_, f)) = progress.as_mut() {
+                    f(&board.lock());
+                }
+            }
+        }
+    };
+
+    let mut counters = Vec::new();
+    if outcome.is_ok() {
+        for s in &shards {
+            counters.extend(s.counters().await.ok());
+        }
+        for w in &workers {
+            counters.extend(w.counters().await.ok());
+        }
+        counters.extend(scheduler.counters().await.ok());
+        for e in &encoders {
+            counters.extend(e.counters().await.ok());
+        }
+        counters.extend(writer.counters().await.ok());
+    }
+    for a in arbiters
+        .iter()
+        .chain([&writer_arbiter, &capture_arbiter])
+    {
+        a.stop();
+    }
+    System::current().stop();
+    outcome.map(|()| counters)
+}

@@ -1,0 +1,174 @@
+//! The reassembly shard stage: packet batches in, handshake work and flow records out.
+//!
+//! Owns one [`Shard`] (flow table, reassembly) and the edges to the workers and the
+//! scheduler. Publishes its counters to the [`StatsBoard`] every few batches and at end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use flowmesh_core::handshake::{HandshakeBatch, InspectionUpdate};
+use flowmesh_core::shard::{Shard, ShardConfig, ShardOutput};
+use thiserror::Error;
+
+use super::scheduler::SchedulerItem;
+use super::worker::WorkerItem;
+use crate::batch::PacketBatch;
+use crate::runtime::{Edge, Outbox, Stage};
+use crate::stats::StatsBoard;
+
+/// What a shard's queues carry (see the table in [`crate::stages`]).
+#[derive(Debug)]
+pub enum ShardItem {
+    /// Frames of this shard's flows.
+    Packets(PacketBatch),
+    /// Workers' answers about this shard's flows.
+    Updates(Vec<InspectionUpdate>),
+    /// The source has sent its last batch.
+    EndOfInput,
+}
+
+/// A test-only fault hook: shard `shard` panics on its batch number `at` (counted across
+/// restarts) and on the following ones, `times` times in all.
+#[derive(Debug)]
+pub struct Fault {
+    /// Shard index to fail.
+    pub shard: usize,
+    /// Batch number (0-based, over the shard's lives) of the first panic.
+    pub at: u64,
+    /// Panics left.
+    pub times: AtomicU64,
+    /// Batches the shard has received.
+    pub seen: AtomicU64,
+}
+
+impl Fault {
+    /// Panics `times` times from batch `at` of shard `shard`.
+    pub fn new(shard: usize, at: u64, times: u64) -> Self {
+        Fault {
+            shard,
+            at,
+            times: AtomicU64::new(times),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    fn fire(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        n >= self.at
+            && self
+                .times
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1))
+                .is_ok()
+    }
+}
+
+/// A shard stage failure (none yet: expected packet conditions are counted, not errors).
+#[derive(Debug, Error)]
+#[error("shard failed")]
+pub struct ShardError;
+
+/// Batches between two publications of the shard's counters.
+const PUBLISH_EVERY: u64 = 64;
+
+/// The shard stage. See the module docs.
+pub struct ShardStage {
+    index: usize,
+    shard: Shard,
+    out: ShardOutput,
+    workers: Vec<Edge<WorkerItem>>,
+    scheduler: Edge<SchedulerItem>,
+    board: StatsBoard,
+    fault: Option<Arc<Fault>>,
+    batches: u64,
+}
+
+impl std::fmt::Debug for ShardStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardStage")
+            .field("index", &self.index)
+            .field("batches", &self.batches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShardStage {
+    /// A shard with `cfg` (its index and epoch set), sending handshake work to `workers`
+    /// (indexed by worker) and records to `scheduler`.
+    pub fn new(
+        cfg: ShardConfig,
+        workers: Vec<Edge<WorkerItem>>,
+        scheduler: Edge<SchedulerItem>,
+        board: StatsBoard,
+        fault: Option<Arc<Fault>>,
+    ) -> Self {
+        ShardStage {
+            index: usize::from(cfg.index),
+            out: ShardOutput::new(&cfg),
+            shard: Shard::new(cfg),
+            workers,
+            scheduler,
+            board,
+            fault,
+            batches: 0,
+        }
+    }
+
+    /// Sends what the shard produced: records to the scheduler, work to each worker.
+    fn flush(&mut self, out: &mut Outbox) {
+        if !self.out.records.is_empty() {
+            let records = std::mem::take(&mut self.out.records);
+            out.send(&self.scheduler, SchedulerItem::Records(records));
+        }
+        for (batch, edge) in self.out.work.iter_mut().zip(&self.workers) {
+            if !batch.is_empty() {
+                let fresh = HandshakeBatch::new(batch.shard, batch.epoch);
+                out.send(edge, WorkerItem::Work(std::mem::replace(batch, fresh)));
+            }
+        }
+    }
+
+    fn publish(&self) {
+        self.board.publish_shard(self.index, self.shard.stats());
+    }
+}
+
+impl Stage for ShardStage {
+    type Item = ShardItem;
+    type Error = ShardError;
+
+    fn handle(&mut self, item: ShardItem, out: &mut Outbox) -> Result<(), ShardError> {
+        match item {
+            ShardItem::Packets(batch) => {
+                if let Some(f) = self.fault.as_deref().filter(|f| f.shard == self.index) {
+                    if f.fire() {
+                        panic!("injected fault in shard {}", self.index);
+                    }
+                }
+                for frame in batch.frames() {
+                    self.shard.process_frame(&frame, &mut self.out);
+                }
+                self.batches += 1;
+                if self.batches.is_multiple_of(PUBLISH_EVERY) {
+                    self.publish();
+                }
+            }
+            ShardItem::Updates(updates) => {
+                for u in &updates {
+                    self.shard.apply_update(u, &mut self.out);
+                }
+            }
+            ShardItem::EndOfInput => {
+                self.shard.finish(&mut self.out);
+                self.flush(out);
+                self.publish();
+                for edge in &self.workers {
+                    out.send(edge, WorkerItem::EndOfInput);
+                }
+                out.send(&self.scheduler, SchedulerItem::EndOfInput);
+                return Ok(());
+            }
+        }
+        self.flush(out);
+        Ok(())
+    }
+}

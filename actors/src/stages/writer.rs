@@ -1,0 +1,128 @@
+//! The writer stage: the one place output bytes are written. Runs on its own thread, since
+//! writing can block (ARCHITECTURE §3: blocking work never shares a packet arbiter).
+//!
+//! Owns the output (shared with its restarts) and the completion signal: once every encoder
+//! has sent its `EndOfInput`, it flushes and reports how writing went.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use crate::runtime::{Outbox, Stage};
+use crate::stats::StatsBoard;
+
+/// What the writer's queue carries (see the table in [`crate::stages`]).
+#[derive(Debug)]
+pub enum WriterItem {
+    /// Encoded records.
+    Bytes(Vec<u8>),
+    /// One encoder has sent everything.
+    EndOfInput,
+}
+
+/// A writer failure (none: write errors end the run through the completion signal).
+#[derive(Debug, Error)]
+#[error("writer failed")]
+pub struct WriterError;
+
+/// The output and the completion signal, shared by the writer's lives.
+pub struct WriterShared {
+    output: Mutex<Box<dyn Write + Send>>,
+    done: Mutex<Option<oneshot::Sender<std::io::Result<()>>>>,
+}
+
+impl std::fmt::Debug for WriterShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterShared").finish_non_exhaustive()
+    }
+}
+
+impl WriterShared {
+    /// Writes to `output`; the result of the run goes to `done`.
+    pub fn new(
+        output: Box<dyn Write + Send>,
+        done: oneshot::Sender<std::io::Result<()>>,
+    ) -> Arc<Self> {
+        Arc::new(WriterShared {
+            output: Mutex::new(output),
+            done: Mutex::new(Some(done)),
+        })
+    }
+
+    fn finish(&self, result: std::io::Result<()>) {
+        let tx = self
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(tx) = tx {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+/// The writer stage. See the module docs.
+#[derive(Debug)]
+pub struct WriterStage {
+    shared: Arc<WriterShared>,
+    encoders: usize,
+    ended: usize,
+    records: u64,
+    failed: bool,
+    board: StatsBoard,
+}
+
+impl WriterStage {
+    /// A writer fed by `encoders` encoders.
+    pub fn new(shared: Arc<WriterShared>, encoders: usize, board: StatsBoard) -> Self {
+        WriterStage {
+            shared,
+            encoders,
+            ended: 0,
+            records: 0,
+            failed: false,
+            board,
+        }
+    }
+}
+
+impl Stage for WriterStage {
+    type Item = WriterItem;
+    type Error = WriterError;
+
+    fn handle(&mut self, item: WriterItem, _out: &mut Outbox) -> Result<(), WriterError> {
+        if self.failed {
+            return Ok(());
+        }
+        let mut output = self
+            .shared
+            .output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let result = match item {
+            WriterItem::Bytes(bytes) => {
+                self.records += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                output.write_all(&bytes)
+            }
+            WriterItem::EndOfInput => {
+                self.ended += 1;
+                if self.ended < self.encoders {
+                    return Ok(());
+                }
+                self.board.lock().records_written = self.records;
+                let flushed = output.flush();
+                drop(output);
+                self.shared.finish(flushed);
+                return Ok(());
+            }
+        };
+        if let Err(e) = result {
+            self.failed = true;
+            drop(output);
+            self.shared.finish(Err(e));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The stats board: where stages publish their core counters for the summary and the
+//! progress line.
+//!
+//! Owns: the latest counters each stage published, and what earlier lives of restarted
+//! stages counted.
+//!
+//! Invariant: a stage publishes its cumulative counters (per turn or at end of input); a
+//! restarted stage starts from zero, so its factory first retires the previous life's
+//! counters, which the totals keep.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use flowmesh_core::decode::DecodeStats;
+use flowmesh_core::handshake::WorkerStats;
+use flowmesh_core::shard::ShardStats;
+
+/// Counters of one stage instance across its lives.
+#[derive(Debug, Clone, Default)]
+pub struct Lives<T> {
+    retired: T,
+    current: T,
+}
+
+/// Counter types that add up.
+pub trait Merge: Clone + Default {
+    /// Adds `other` into `self`.
+    fn merge_from(&mut self, other: &Self);
+}
+
+impl Merge for ShardStats {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl Merge for WorkerStats {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl<T: Merge> Lives<T> {
+    /// The instance's total over all lives.
+    pub fn total(&self) -> T {
+        let mut t = self.retired.clone();
+        t.merge_from(&self.current);
+        t
+    }
+}
+
+/// Counters of the capture stage.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    /// Bytes of input read.
+    pub bytes_read: u64,
+    /// Bytes of the files already read to the end.
+    pub bytes_read_done: u64,
+    /// Input bytes in total.
+    pub bytes_total: u64,
+    /// Frames routed to shards.
+    pub frames_sent: u64,
+    /// Frames of batches a droppable edge dropped.
+    pub frames_dropped: u64,
+    /// The router's decoding counters (frames, drops by reason, defragmentation).
+    pub decode: DecodeStats,
+    /// Files that ended early (cut short), with the reason.
+    pub warnings: Vec<String>,
+}
+
+/// Everything the pipeline's stages published.
+#[derive(Debug, Default)]
+pub struct Board {
+    /// Capture.
+    pub capture: CaptureStats,
+    /// Per shard index.
+    pub shards: Vec<Lives<ShardStats>>,
+    /// Per worker index.
+    pub workers: Vec<Lives<WorkerStats>>,
+    /// Handshake events the scheduler received.
+    pub events: u64,
+    /// Records written by the sink.
+    pub records_written: u64,
+}
+
+impl Board {
+    /// All shards' counters added up.
+    pub fn shards_total(&self) -> ShardStats {
+        total(&self.shards)
+    }
+
+    /// All workers' counters added up.
+    pub fn workers_total(&self) -> WorkerStats {
+        total(&self.workers)
+    }
+}
+
+fn total<T: Merge>(lives: &[Lives<T>]) -> T {
+    let mut t = T::default();
+    for l in lives {
+        t.merge_from(&l.total());
+    }
+    t
+}
+
+/// A shared [`Board`].
+#[derive(Debug, Clone, Default)]
+pub struct StatsBoard(Arc<Mutex<Board>>);
+
+impl StatsBoard {
+    /// Locks the board. Publishing cannot leave it inconsistent, so a poisoned lock (a panic
+    /// elsewhere while holding it) is still usable.
+    pub fn lock(&self) -> MutexGuard<'_, Board> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes shard `i`'s cumulative counters.
+    pub fn publish_shard(&self, i: usize, stats: ShardStats) {
+        slot(&mut self.lock().shards, i).current = stats;
+    }
+
+    /// A new life of shard `i` starts: keep what the previous one counted.
+    pub fn retire_shard(&self, i: usize) {
+        retire(slot(&mut self.lock().shards, i));
+    }
+
+    /// Publishes worker `i`'s cumulative counters.
+    pub fn publish_worker(&self, i: usize, stats: WorkerStats) {
+        slot(&mut self.lock().workers, i).current = stats;
+    }
+
+    /// A new life of worker `i` starts: keep what the previous one counted.
+    pub fn retire_worker(&self, i: usize) {
+        retire(slot(&mut self.lock().workers, i));
+    }
+}
+
+fn slot<T: Default + Clone>(v: &mut Vec<Lives<T>>, i: usize) -> &mut Lives<T> {
+    if v.len() <= i {
+        v.resize(i + 1, Lives::default());
+    }
+    &mut v[i]
+}
+
+fn retire<T: Merge>(l: &mut Lives<T>) {
+    let current = std::mem::take(&mut l.current);
+    l.retired.merge_from(&current);
+}
