@@ -465,3 +465,61 @@ async fn invalid_configs_are_typed_errors() {
         "stage y: Low queue capacity must be at least 1"
     );
 }
+
+/// Forwards `Data` items losslessly to the next stage through its outbox.
+struct Forwarder {
+    next: flowmesh_actors::runtime::Edge<Item>,
+}
+
+impl Stage for Forwarder {
+    type Item = Item;
+    type Error = Injected;
+
+    fn handle(&mut self, item: Item, out: &mut Outbox) -> Result<(), Injected> {
+        out.send(&self.next, item);
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn a_full_downstream_stalls_the_forwarder_which_then_blocks_its_producer_exactly() {
+    const CONSUMER: usize = 2;
+    const FORWARDER: usize = 3;
+    let held = held_consumer(CONSUMER).await;
+    let (on_failure, _failures) = failure_sink();
+    let next = held.stage.edge(Priority::Low, Delivery::Lossless);
+    let fwd = start_stage(
+        config("forwarder", FORWARDER),
+        move || Forwarder { next: next.clone() },
+        on_failure,
+    )
+    .expect("valid config");
+    let input = fwd.sender(Priority::Low);
+    let mut accepted = 0u32;
+    for i in 0..20 {
+        match timeout(Duration::from_millis(300), input.send(Item::Data(i))).await {
+            Ok(res) => {
+                res.expect("forwarder open");
+                accepted += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    // The consumer's queue holds CONSUMER items, the forwarder holds one parked send, and
+    // its own queue holds FORWARDER more: then the producer waits.
+    assert_eq!(accepted as usize, CONSUMER + 1 + FORWARDER);
+    held.gate.send(()).expect("release the consumer");
+    for i in accepted..20 {
+        timeout(LIMIT, input.send(Item::Data(i)))
+            .await
+            .expect("room once the consumer runs")
+            .expect("forwarder open");
+    }
+    // Wait for the last item to pass through the forwarder and the consumer.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while values(&held.seen).len() < 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(values(&held.seen), (0..20).collect::<Vec<_>>(), "all delivered, in order");
+    held.arbiter.stop();
+}

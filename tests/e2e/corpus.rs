@@ -146,6 +146,62 @@ fn every_corpus_row_is_reproduced() {
 }
 
 #[test]
+fn every_corpus_row_is_reproduced_with_one_shard() {
+    check_corpus(&["--shards", "1"]);
+}
+
+#[test]
+fn every_corpus_row_is_reproduced_with_four_shards() {
+    check_corpus(&["--shards", "4", "--workers", "3"]);
+}
+
+/// The records of a replay as sorted JSON lines.
+fn sorted_lines(files: &[std::path::PathBuf], shards: usize) -> Vec<String> {
+    let n = shards.to_string();
+    let mut lines: Vec<String> = replay(files, &["--shards", &n])
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn output_is_identical_for_one_to_eight_shards_on_every_corpus_file() {
+    let dir = corpus_dir().join("pcaps");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus pcaps")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut differing = Vec::new();
+    for file in &files {
+        let one = sorted_lines(std::slice::from_ref(file), 1);
+        for shards in 2..=8 {
+            let other = sorted_lines(std::slice::from_ref(file), shards);
+            if other != one {
+                let missing = one.iter().filter(|l| !other.contains(l)).count();
+                let extra = other.iter().filter(|l| !one.contains(l)).count();
+                differing.push(format!(
+                    "{} with {shards} shards: {missing} records of the 1-shard run missing, {extra} differ or extra",
+                    file.display()
+                ));
+            }
+        }
+    }
+    // All files at once, too: flows of different files meet in the same shards.
+    let one = sorted_lines(&files, 1);
+    assert!(!one.is_empty());
+    for shards in [2, 3, 8] {
+        if sorted_lines(&files, shards) != one {
+            differing.push(format!("all files with {shards} shards"));
+        }
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+}
+
+#[test]
 fn every_flow_record_has_the_documented_keys() {
     let dir = corpus_dir().join("pcaps");
     let records = replay(
