@@ -73,7 +73,12 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             }
         })
     };
-    let report = replay(cfg, inputs, output, Some((Duration::from_millis(500), ticker)))?;
+    let report = replay(
+        cfg,
+        inputs,
+        output,
+        Some((Duration::from_millis(500), ticker)),
+    )?;
     if let Ok(mut p) = progress.lock() {
         p.clear();
     }

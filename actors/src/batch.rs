@@ -138,6 +138,18 @@ enum Loc {
     Mapped { offset: usize },
     /// In the batch's own buffer.
     Owned { offset: usize },
+    /// Not a frame: an expiry tick of the capture's clock at `ts`.
+    Tick,
+}
+
+/// One entry of a batch, in capture order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchEntry<'a> {
+    /// A frame.
+    Frame(Frame<'a>),
+    /// The capture's [`ExpiryClock`](flowmesh_core::shard::ExpiryClock) ticked: expire idle
+    /// flows at this time.
+    Tick(Timestamp),
 }
 
 /// One frame of a batch.
@@ -169,7 +181,7 @@ impl PacketBatch {
         }
     }
 
-    /// Frames in the batch.
+    /// Entries (frames and ticks) in the batch.
     pub fn len(&self) -> usize {
         self.frames.len()
     }
@@ -181,7 +193,11 @@ impl PacketBatch {
 
     /// Adds a frame that lies at `offset` in `chunk`'s mapped input.
     pub fn push_mapped(&mut self, chunk: &Arc<Chunk>, offset: usize, frame: &Frame<'_>) {
-        if !self.input.as_ref().is_some_and(|i| Arc::ptr_eq(i, &chunk.input)) {
+        if !self
+            .input
+            .as_ref()
+            .is_some_and(|i| Arc::ptr_eq(i, &chunk.input))
+        {
             self.input = Some(Arc::clone(&chunk.input));
         }
         if !self.chunks.last().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
@@ -209,21 +225,33 @@ impl PacketBatch {
         });
     }
 
-    /// The frames, in order.
-    pub fn frames(&self) -> impl Iterator<Item = Frame<'_>> + '_ {
+    /// Adds an expiry tick at `now`.
+    pub fn push_tick(&mut self, now: Timestamp) {
+        self.frames.push(FrameRef {
+            ts: now,
+            link: LinkType::Ethernet,
+            orig_len: 0,
+            len: 0,
+            loc: Loc::Tick,
+        });
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> impl Iterator<Item = BatchEntry<'_>> + '_ {
         let mapped = self.input.as_ref().map_or(&[][..], |i| i.bytes());
         self.frames.iter().map(move |f| {
             let (buf, offset) = match f.loc {
                 Loc::Mapped { offset } => (mapped, offset),
                 Loc::Owned { offset } => (&self.owned[..], offset),
+                Loc::Tick => return BatchEntry::Tick(f.ts),
             };
-            Frame {
+            BatchEntry::Frame(Frame {
                 ts: f.ts,
                 link: f.link,
                 data: buf.get(offset..offset + f.len as usize).unwrap_or(&[]),
                 orig_len: f.orig_len,
                 interface: 0,
-            }
+            })
         })
     }
 }

@@ -9,12 +9,14 @@
 //! - Every frame of every file is accounted for: sent in a batch, held or dropped by the
 //!   router (counted there), or in a batch a droppable edge dropped (counted, by frame).
 //! - Each shard's `EndOfInput` follows its last batch on the same queue.
+//! - Expiry ticks of the one [`ExpiryClock`] go into every shard's batch at the same point
+//!   of the packet stream, so flows end the same way whatever the number of shards.
 
 use std::sync::Arc;
 
 use flowmesh_core::capture::CaptureReader;
 use flowmesh_core::decode::DecodeConfig;
-use flowmesh_core::shard::route::{Route, Router};
+use flowmesh_core::shard::{ExpiryClock, Route, Router};
 
 use crate::batch::{Chunk, MappedInput, PacketBatch, BATCH_FRAMES};
 use crate::runtime::{Delivered, Edge};
@@ -34,10 +36,12 @@ pub async fn replay_files(
     inputs: Vec<Arc<MappedInput>>,
     shards: Vec<Edge<ShardItem>>,
     decode: DecodeConfig,
+    expire_interval_ns: i64,
     board: StatsBoard,
 ) {
     let mut source = FileSource {
         router: Router::new(decode),
+        clock: ExpiryClock::new(expire_interval_ns),
         batches: (0..shards.len())
             .map(|_| PacketBatch::with_capacity(BATCH_FRAMES))
             .collect(),
@@ -54,6 +58,7 @@ pub async fn replay_files(
 
 struct FileSource {
     router: Router,
+    clock: ExpiryClock,
     batches: Vec<PacketBatch>,
     shards: Vec<Edge<ShardItem>>,
     board: StatsBoard,
@@ -77,8 +82,10 @@ impl FileSource {
             let frame = match item {
                 Ok(frame) => frame,
                 Err(e) => {
-                    let warning =
-                        format!("{}: {e}; kept the records read so far", input.path().display());
+                    let warning = format!(
+                        "{}: {e}; kept the records read so far",
+                        input.path().display()
+                    );
                     self.board.lock().capture.warnings.push(warning);
                     break;
                 }
@@ -88,6 +95,11 @@ impl FileSource {
                 let start = offset / CHUNK_BYTES * CHUNK_BYTES;
                 chunk_end = start + CHUNK_BYTES;
                 chunk = Arc::new(Chunk::new(Arc::clone(input), start, chunk_end));
+            }
+            if let Some(now) = self.clock.observe(frame.ts) {
+                for batch in &mut self.batches {
+                    batch.push_tick(now);
+                }
             }
             let target = match self.router.route(&frame) {
                 Route::Whole { hash } => {
@@ -122,7 +134,10 @@ impl FileSource {
         if self.batches[i].is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batches[i], PacketBatch::with_capacity(BATCH_FRAMES));
+        let batch = std::mem::replace(
+            &mut self.batches[i],
+            PacketBatch::with_capacity(BATCH_FRAMES),
+        );
         let frames = batch.len() as u64;
         match self.shards[i].deliver(ShardItem::Packets(batch)).await {
             Ok(Delivered::Enqueued) => self.sent += frames,

@@ -25,9 +25,7 @@ use crate::runtime::{
 };
 use crate::stages::worker::WorkerEdges;
 use crate::stages::writer::WriterShared;
-use crate::stages::{
-    EncoderStage, Fault, SchedulerStage, ShardStage, WorkerStage, WriterStage,
-};
+use crate::stages::{EncoderStage, Fault, SchedulerStage, ShardStage, WorkerStage, WriterStage};
 use crate::stats::{Board, StatsBoard};
 
 /// How to run a replay.
@@ -180,9 +178,7 @@ async fn run(
         let producers = n + m;
         start_stage(
             stage("scheduler"),
-            move || {
-                SchedulerStage::new(Arc::clone(&edges), k, producers, scheduler_board.clone())
-            },
+            move || SchedulerStage::new(Arc::clone(&edges), k, producers, scheduler_board.clone()),
             on_failure.clone(),
         )?
     };
@@ -277,7 +273,13 @@ async fn run(
         .iter()
         .map(|s| s.edge(Priority::Low, Delivery::Lossless))
         .collect();
-    capture_arbiter.spawn(replay_files(inputs, to_shards, cfg.decode, board.clone()));
+    capture_arbiter.spawn(replay_files(
+        inputs,
+        to_shards,
+        cfg.decode,
+        cfg.shard.expire_interval_ns,
+        board.clone(),
+    ));
 
     let mut done_rx = done_rx;
     let mut ticker = progress
@@ -316,10 +318,7 @@ async fn run(
         }
         counters.extend(writer.counters().await.ok());
     }
-    for a in arbiters
-        .iter()
-        .chain([&writer_arbiter, &capture_arbiter])
-    {
+    for a in arbiters.iter().chain([&writer_arbiter, &capture_arbiter]) {
         a.stop();
     }
     System::current().stop();

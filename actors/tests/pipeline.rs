@@ -11,8 +11,8 @@ use flowmesh_actors::batch::MappedInput;
 use flowmesh_actors::pipeline::{replay, ReplayConfig, ReplayError, ReplayReport};
 use flowmesh_actors::runtime::{reason, RestartPolicy};
 use flowmesh_actors::stages::Fault;
-use flowmesh_schemas::{FlowKey, FlowRecord};
 use flowmesh_schemas::flow::Endpoint;
+use flowmesh_schemas::{FlowKey, FlowRecord};
 
 /// Collects the output in memory.
 #[derive(Clone, Default)]

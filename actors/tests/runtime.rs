@@ -520,6 +520,10 @@ async fn a_full_downstream_stalls_the_forwarder_which_then_blocks_its_producer_e
     while values(&held.seen).len() < 20 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(values(&held.seen), (0..20).collect::<Vec<_>>(), "all delivered, in order");
+    assert_eq!(
+        values(&held.seen),
+        (0..20).collect::<Vec<_>>(),
+        "all delivered, in order"
+    );
     held.arbiter.stop();
 }

@@ -343,18 +343,43 @@ mod tests {
     fn symmetric_hash_feeds_every_field() {
         let (base, _) = FlowKey::from_packet(ep(1, 10), ep(2, 20), 6, None);
         let mut variants = vec![base];
-        variants.push(FlowKey { lo: ep(3, 10), ..base });
-        variants.push(FlowKey { lo: ep(1, 11), ..base });
-        variants.push(FlowKey { hi: ep(4, 20), ..base });
-        variants.push(FlowKey { hi: ep(2, 21), ..base });
+        variants.push(FlowKey {
+            lo: ep(3, 10),
+            ..base
+        });
+        variants.push(FlowKey {
+            lo: ep(1, 11),
+            ..base
+        });
+        variants.push(FlowKey {
+            hi: ep(4, 20),
+            ..base
+        });
+        variants.push(FlowKey {
+            hi: ep(2, 21),
+            ..base
+        });
         variants.push(FlowKey { proto: 17, ..base });
-        variants.push(FlowKey { vlan: Some(0), ..base });
-        variants.push(FlowKey { vlan: Some(1), ..base });
+        variants.push(FlowKey {
+            vlan: Some(0),
+            ..base
+        });
+        variants.push(FlowKey {
+            vlan: Some(1),
+            ..base
+        });
         let mapped = |e: Endpoint| match e.ip {
-            IpAddr::V4(a) => Endpoint { ip: IpAddr::V6(a.to_ipv6_mapped()), ..e },
+            IpAddr::V4(a) => Endpoint {
+                ip: IpAddr::V6(a.to_ipv6_mapped()),
+                ..e
+            },
             IpAddr::V6(_) => e,
         };
-        variants.push(FlowKey { lo: mapped(base.lo), hi: mapped(base.hi), ..base });
+        variants.push(FlowKey {
+            lo: mapped(base.lo),
+            hi: mapped(base.hi),
+            ..base
+        });
         let mut hashes: Vec<u64> = variants.iter().map(FlowKey::symmetric_hash).collect();
         hashes.sort_unstable();
         hashes.dedup();
@@ -371,7 +396,10 @@ mod tests {
             let mean = keys.len() as f64 / n as f64;
             for (i, c) in counts.iter().enumerate() {
                 let dev = (*c as f64 - mean).abs() / mean;
-                assert!(dev < tol, "n={n} shard {i}: {c} vs mean {mean} ({counts:?})");
+                assert!(
+                    dev < tol,
+                    "n={n} shard {i}: {c} vs mean {mean} ({counts:?})"
+                );
             }
         }
     }
@@ -391,7 +419,11 @@ mod tests {
         let keys: Vec<FlowKey> = (0..100_000)
             .map(|_| {
                 let (r1, r2) = (next(), next());
-                let proto = if r2 & 1 == 0 { IPPROTO_TCP } else { IPPROTO_UDP };
+                let proto = if r2 & 1 == 0 {
+                    IPPROTO_TCP
+                } else {
+                    IPPROTO_UDP
+                };
                 let a = ep(r1 as u32, (r2 >> 16) as u16);
                 let b = ep((r1 >> 32) as u32, (r2 >> 32) as u16);
                 FlowKey::from_packet(a, b, proto, None).0

@@ -68,8 +68,7 @@ impl Stage for EncoderStage {
                         encoder: self.index,
                         served: self.served,
                         items: records.len() as u64,
-                        elapsed_ns: u64::try_from(started.elapsed().as_nanos())
-                            .unwrap_or(u64::MAX),
+                        elapsed_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
                     },
                 );
             }

@@ -19,8 +19,8 @@
 //! an `EndOfInput` from every producer has seen all their data.
 
 pub mod encoder;
-pub mod shard;
 pub mod scheduler;
+pub mod shard;
 pub mod worker;
 pub mod writer;
 

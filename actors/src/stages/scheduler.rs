@@ -124,7 +124,9 @@ impl Stage for SchedulerStage {
                 elapsed_ns,
             } => {
                 let now = self.now_ns();
-                let _ = self.balancer.record_service(encoder, now, items, elapsed_ns);
+                let _ = self
+                    .balancer
+                    .record_service(encoder, now, items, elapsed_ns);
                 if let Some(&sent) = self.sent.get(encoder) {
                     let _ = self.balancer.set_depth(encoder, depth(sent, Some(served)));
                 }

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use super::scheduler::SchedulerItem;
 use super::worker::WorkerItem;
-use crate::batch::PacketBatch;
+use crate::batch::{BatchEntry, PacketBatch};
 use crate::runtime::{Edge, Outbox, Stage};
 use crate::stats::StatsBoard;
 
@@ -144,8 +144,11 @@ impl Stage for ShardStage {
                         panic!("injected fault in shard {}", self.index);
                     }
                 }
-                for frame in batch.frames() {
-                    self.shard.process_frame(&frame, &mut self.out);
+                for entry in batch.entries() {
+                    match entry {
+                        BatchEntry::Frame(frame) => self.shard.process_frame(&frame, &mut self.out),
+                        BatchEntry::Tick(now) => self.shard.expire(now, &mut self.out),
+                    }
                 }
                 self.batches += 1;
                 if self.batches.is_multiple_of(PUBLISH_EVERY) {

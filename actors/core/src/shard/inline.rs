@@ -6,7 +6,7 @@
 //! the shard has applied every update, so a flow stops being inspected at the same packet
 //! as it would with a worker that answers instantly.
 
-use super::{Shard, ShardConfig, ShardOutput, ShardStats};
+use super::{ExpiryClock, Shard, ShardConfig, ShardOutput, ShardStats};
 use crate::capture::Frame;
 use crate::handshake::{
     HandshakeBatch, HandshakeEvent, HandshakeWorker, WorkerConfig, WorkerOutput, WorkerStats,
@@ -16,6 +16,7 @@ use flowmesh_schemas::FlowRecord;
 /// One shard plus one worker, driven frame by frame. See the module docs.
 #[derive(Debug)]
 pub struct Inline {
+    clock: ExpiryClock,
     shard: Shard,
     worker: HandshakeWorker,
     shard_out: ShardOutput,
@@ -37,6 +38,7 @@ impl Inline {
             ..shard
         };
         Inline {
+            clock: ExpiryClock::new(shard.expire_interval_ns),
             shard_out: ShardOutput::new(&shard),
             shard: Shard::new(shard),
             worker: HandshakeWorker::new(worker),
@@ -54,6 +56,9 @@ impl Inline {
 
     /// Processes one frame; records of flows that ended are appended to `records`.
     pub fn process_frame(&mut self, frame: &Frame<'_>, records: &mut Vec<FlowRecord>) {
+        if let Some(now) = self.clock.observe(frame.ts) {
+            self.shard.expire(now, &mut self.shard_out);
+        }
         self.shard.process_frame(frame, &mut self.shard_out);
         self.settle(records);
     }

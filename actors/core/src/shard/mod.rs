@@ -11,10 +11,12 @@
 //! other records come straight out of the shard. [`Inline`] runs a shard and a worker as
 //! plain calls, for tests, benchmarks and tools.
 
+mod clock;
 mod inline;
 mod inspect;
 pub mod route;
 
+pub use clock::ExpiryClock;
 pub use inline::Inline;
 pub use inspect::{FlowState, SessionRef};
 pub use route::{Route, Router};
@@ -44,10 +46,8 @@ pub struct ShardConfig {
     pub reassembly_memcap: usize,
     /// Flows under inspection at once; more are only counted.
     pub max_inspected_flows: usize,
-    /// How often (in packet time) idle flows are looked for.
+    /// How often (in packet time) idle flows are looked for (see [`ExpiryClock`]).
     pub expire_interval_ns: i64,
-    /// Flows examined per expiry pass at most.
-    pub expire_budget: usize,
     /// Community ID seed.
     pub community_id_seed: u16,
     /// This shard's index (names its sessions).
@@ -83,7 +83,6 @@ impl Default for ShardConfig {
             reassembly_memcap: 256 << 20,
             max_inspected_flows: 200_000,
             expire_interval_ns: 1_000_000_000,
-            expire_budget: 10_000,
             community_id_seed: 0,
             index: 0,
             epoch: 0,
@@ -168,7 +167,6 @@ impl ShardOutput {
 pub struct Shard {
     decoder: Decoder,
     table: FlowTable<FlowState>,
-    next_expire: Option<Timestamp>,
     parts: Parts,
 }
 
@@ -191,7 +189,6 @@ impl Shard {
         Shard {
             decoder: Decoder::new(cfg.decode),
             table: FlowTable::new(cfg.flows),
-            next_expire: None,
             parts: Parts {
                 budget: ReassemblyBudget::new(cfg.reassembly_memcap),
                 registry: Registry::with_defaults(),
@@ -231,7 +228,6 @@ impl Shard {
         let now = frame.ts;
         self.parts.stats.frames += 1;
         self.parts.stats.bytes += u64::from(frame.orig_len);
-        self.maybe_expire(now, out);
         let pkt = match self
             .decoder
             .decode(now, frame.link, frame.data, frame.orig_len)
@@ -279,17 +275,12 @@ impl Shard {
         }
     }
 
-    fn maybe_expire(&mut self, now: Timestamp, out: &mut ShardOutput) {
-        let interval = self.parts.cfg.expire_interval_ns;
-        let due = self.next_expire.get_or_insert(now.add_nanos(interval));
-        if now < *due {
-            return;
-        }
-        *due = now.add_nanos(interval);
+    /// Ends every flow idle at `now` (a tick of the [`ExpiryClock`]) and drops timed-out
+    /// fragment trains.
+    pub fn expire(&mut self, now: Timestamp, out: &mut ShardOutput) {
         self.decoder.expire(now);
         let parts = &mut self.parts;
-        let budget = parts.cfg.expire_budget;
-        self.table.expire(now, budget, &mut |entry, reason| {
+        self.table.expire(now, usize::MAX, &mut |entry, reason| {
             parts.end_flow(entry, reason, out)
         });
     }

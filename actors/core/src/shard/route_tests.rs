@@ -73,7 +73,10 @@ fn l4(is_tcp: bool, len: usize) -> (u8, Vec<u8>) {
     let payload: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
     if is_tcp {
         let opts = [2, 4, 5, 0xb4, 1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9];
-        (6, tcp(40000, 443, TcpInfo::ACK | TcpInfo::PSH, &opts, &payload))
+        (
+            6,
+            tcp(40000, 443, TcpInfo::ACK | TcpInfo::PSH, &opts, &payload),
+        )
     } else {
         (17, udp(40000, 443, &payload))
     }
@@ -198,9 +201,17 @@ fn whole_frames_hash_like_their_flow_key_both_ways() {
     let mut hashes = Vec::new();
     for (src, dst, sport, dport) in [(A4, B4, 40000, 443), (B4, A4, 443, 40000)] {
         let seg = tcp(sport, dport, TcpInfo::ACK, &[], b"x");
-        let f = framed(LinkType::Ethernet, Some(7), &ipv4(src, dst, 6, 1, 0x4000, &seg));
+        let f = framed(
+            LinkType::Ethernet,
+            Some(7),
+            &ipv4(src, dst, 6, 1, 0x4000, &seg),
+        );
         let mut d = Decoder::new(DecodeConfig::default());
-        let want = key_hash(&d.decode(T0, LinkType::Ethernet, &f, 0).expect("ok").expect("p"));
+        let want = key_hash(
+            &d.decode(T0, LinkType::Ethernet, &f, 0)
+                .expect("ok")
+                .expect("p"),
+        );
         assert_eq!(
             router.route(&at(LinkType::Ethernet, &f, T0)),
             Route::Whole { hash: want }
