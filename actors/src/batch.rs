@@ -116,7 +116,7 @@ impl Drop for Chunk {
     fn drop(&mut self) {
         const PAGE: usize = 4096;
         let start = self.start.next_multiple_of(PAGE);
-        let end = self.end / PAGE * PAGE;
+        let end = self.end.min(self.input.map.len()) / PAGE * PAGE;
         if end > start {
             // SAFETY: MADV_DONTNEED on a private, read-only file mapping only discards this
             // process's view of cached pages; a later access would re-read them from the

@@ -7,6 +7,7 @@
 //! | [`ShardItem::Updates`] | high | droppable (hints: a lost one only delays early discard) |
 //! | [`ShardItem::EndOfInput`] | low | must-deliver, after the source's last batch |
 //! | [`WorkerItem::Work`] | low | must-deliver (carries records of flows with a session) |
+//! | [`WorkerItem::Tick`] | low | must-deliver (flushes gathered records) |
 //! | [`WorkerItem::EndOfInput`] | low | must-deliver |
 //! | [`SchedulerItem::Records`] | low | must-deliver |
 //! | [`SchedulerItem::Events`] | high | must-deliver |

@@ -70,6 +70,11 @@ pub struct ShardError;
 /// Batches between two publications of the shard's counters.
 const PUBLISH_EVERY: u64 = 64;
 
+/// Records gathered before they are sent on: one scheduler hop per many flows. An expiry
+/// tick (every second of packet time) and end of input send what is gathered, so a record
+/// waits at most a tick.
+pub const RECORD_BATCH: usize = 256;
+
 /// The shard stage. See the module docs.
 pub struct ShardStage {
     index: usize,
@@ -113,9 +118,11 @@ impl ShardStage {
         }
     }
 
-    /// Sends what the shard produced: records to the scheduler, work to each worker.
-    fn flush(&mut self, out: &mut Outbox) {
-        if !self.out.records.is_empty() {
+    /// Sends what the shard produced: work to each worker, and records to the scheduler
+    /// once there are [`RECORD_BATCH`] of them or `all` is set.
+    fn flush(&mut self, out: &mut Outbox, all: bool) {
+        let records_due = self.out.records.len() >= RECORD_BATCH || all;
+        if records_due && !self.out.records.is_empty() {
             let records = std::mem::take(&mut self.out.records);
             out.send(&self.scheduler, SchedulerItem::Records(records));
         }
@@ -139,6 +146,7 @@ impl Stage for ShardStage {
     fn handle(&mut self, item: ShardItem, out: &mut Outbox) -> Result<(), ShardError> {
         match item {
             ShardItem::Packets(batch) => {
+                let mut ticked = false;
                 if let Some(f) = self.fault.as_deref().filter(|f| f.shard == self.index) {
                     if f.fire() {
                         panic!("injected fault in shard {}", self.index);
@@ -147,31 +155,39 @@ impl Stage for ShardStage {
                 for entry in batch.entries() {
                     match entry {
                         BatchEntry::Frame(frame) => self.shard.process_frame(&frame, &mut self.out),
-                        BatchEntry::Tick(now) => self.shard.expire(now, &mut self.out),
+                        BatchEntry::Tick(now) => {
+                            self.shard.expire(now, &mut self.out);
+                            ticked = true;
+                        }
                     }
                 }
                 self.batches += 1;
                 if self.batches.is_multiple_of(PUBLISH_EVERY) {
                     self.publish();
                 }
+                self.flush(out, ticked);
+                if ticked {
+                    for edge in &self.workers {
+                        out.send(edge, WorkerItem::Tick);
+                    }
+                }
             }
             ShardItem::Updates(updates) => {
                 for u in &updates {
                     self.shard.apply_update(u, &mut self.out);
                 }
+                self.flush(out, false);
             }
             ShardItem::EndOfInput => {
                 self.shard.finish(&mut self.out);
-                self.flush(out);
+                self.flush(out, true);
                 self.publish();
                 for edge in &self.workers {
                     out.send(edge, WorkerItem::EndOfInput);
                 }
                 out.send(&self.scheduler, SchedulerItem::EndOfInput);
-                return Ok(());
             }
         }
-        self.flush(out);
         Ok(())
     }
 }

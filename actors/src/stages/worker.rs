@@ -10,7 +10,7 @@ use flowmesh_core::handshake::{HandshakeWorker, InspectionUpdate, WorkerConfig, 
 use thiserror::Error;
 
 use super::scheduler::SchedulerItem;
-use super::shard::ShardItem;
+use super::shard::{ShardItem, RECORD_BATCH};
 use crate::runtime::{Edge, Outbox, Stage};
 use crate::stats::StatsBoard;
 
@@ -19,6 +19,8 @@ use crate::stats::StatsBoard;
 pub enum WorkerItem {
     /// Handshake work from one shard.
     Work(flowmesh_core::handshake::HandshakeBatch),
+    /// A shard's expiry tick: send the records gathered so far.
+    Tick,
     /// One shard has reached end of input.
     EndOfInput,
 }
@@ -83,7 +85,9 @@ impl WorkerStage {
         }
     }
 
-    fn flush(&mut self, out: &mut Outbox) {
+    /// Sends updates and events at once, records in batches of [`RECORD_BATCH`] (or all of
+    /// them with `all`).
+    fn flush(&mut self, out: &mut Outbox, all: bool) {
         if !self.out.updates.is_empty() {
             for u in self.out.updates.drain(..) {
                 if let Some(v) = self.per_shard.get_mut(usize::from(u.session.shard)) {
@@ -103,7 +107,8 @@ impl WorkerStage {
             let events = std::mem::take(&mut self.out.events);
             out.send(&self.edges.events, SchedulerItem::Events(events));
         }
-        if !self.out.records.is_empty() {
+        let records_due = self.out.records.len() >= RECORD_BATCH || all;
+        if records_due && !self.out.records.is_empty() {
             let records = std::mem::take(&mut self.out.records);
             out.send(&self.edges.records, SchedulerItem::Records(records));
         }
@@ -118,12 +123,14 @@ impl Stage for WorkerStage {
         match item {
             WorkerItem::Work(batch) => {
                 self.worker.handle(batch, &mut self.out);
-                self.flush(out);
+                self.flush(out, false);
             }
+            WorkerItem::Tick => self.flush(out, true),
             WorkerItem::EndOfInput => {
                 self.ended += 1;
                 if self.ended == self.shards {
                     self.worker.finish();
+                    self.flush(out, true);
                     self.board
                         .publish_worker(self.index, self.worker.stats().clone());
                     out.send(&self.edges.records, SchedulerItem::EndOfInput);
