@@ -12,14 +12,16 @@ use std::time::Instant;
 
 use flowmesh_actors::batch::MappedInput;
 use flowmesh_core::capture::CaptureReader;
-use flowmesh_core::handshake::WorkerConfig;
 use flowmesh_core::decode::DecodeConfig;
+use flowmesh_core::handshake::WorkerConfig;
 use flowmesh_core::shard::{Inline, Route, Router, ShardConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).peekable();
     let route_only = args.next_if(|a| a == "--route-only").is_some();
-    let path = args.next().ok_or("usage: replay_direct [--route-only] FILE [OUT]")?;
+    let path = args
+        .next()
+        .ok_or("usage: replay_direct [--route-only] FILE [OUT]")?;
     let out_path = args.next().unwrap_or_else(|| "/dev/null".to_owned());
     let input = MappedInput::open(path.as_ref())?;
     let mut out = BufWriter::with_capacity(1 << 16, std::fs::File::create(out_path)?);

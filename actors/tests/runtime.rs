@@ -278,6 +278,57 @@ async fn lossless_edge_accepts_exactly_c_then_waits_and_delivers_all_in_order() 
 }
 
 #[actix::test]
+async fn turns_ending_in_a_panic_or_an_error_give_all_capacity_back() {
+    const C: usize = 4;
+    let arbiter = Arbiter::new();
+    let seen = Seen::default();
+    let (on_failure, _failures) = failure_sink();
+    let stage = start_stage_in_arbiter(
+        &arbiter.handle(),
+        config("consumer", C),
+        recorder(&seen),
+        on_failure,
+    )
+    .expect("valid config");
+    // Every served item's room goes back at once, also on a turn cut short by a failure: a
+    // lost permit would shrink the queue for good, and room handed back only at the end of a
+    // turn would leave `Done`'s slot taken while the hold below blocks that same turn.
+    let low = stage.sender(Priority::Low);
+    for item in [
+        Item::Data(1),
+        Item::Panic,
+        Item::Data(2),
+        Item::Fail,
+        Item::Data(3),
+        Item::Panic,
+    ] {
+        timeout(LIMIT, low.send(item))
+            .await
+            .expect("room in time")
+            .expect("stage open");
+    }
+    done(&stage, Priority::Low).await;
+
+    let gate = hold(&stage).await;
+    for i in 0..C as u32 {
+        low.try_send(Item::Data(10 + i))
+            .expect("the whole capacity is free again");
+    }
+    assert!(matches!(
+        low.try_send(Item::Data(99)),
+        Err(TrySendError::Full(Item::Data(99)))
+    ));
+    gate.send(()).expect("stage holds the gate");
+    done(&stage, Priority::Low).await;
+    assert_eq!(values(&seen), vec![1, 2, 3, 10, 11, 12, 13]);
+    let c = stage.counters().await.expect("counters");
+    assert_eq!((c.restarts, c.panics, c.errors), (3, 2, 1));
+    assert_eq!(c.low.dropped.get(reason::QUEUE_FULL), 1);
+    assert_eq!((c.low.depth, c.high.depth), (0, 0));
+    arbiter.stop();
+}
+
+#[actix::test]
 async fn high_item_behind_a_full_low_queue_is_served_next() {
     let Held {
         arbiter,

@@ -6,8 +6,10 @@
 //!
 //! Invariants:
 //! - Counters are plain integers updated by their single owner (the inbox under its lock, or
-//!   the stage actor); nothing here is atomic and nothing is updated per packet: a queue item
-//!   is a batch.
+//!   the stage actor), except the edge's refusals ([`reason::QUEUE_FULL`], [`reason::CLOSED`]):
+//!   those are atomics in the stage's mailbox, so a producer that is dropping never takes the
+//!   inbox lock, and are folded into the snapshot. Nothing is updated per packet: a queue
+//!   item is a batch.
 //! - Per queue, with no [`reason::STAGE_FAILED`] clear: `enqueued == served + depth`.
 //!   Drops with [`reason::QUEUE_FULL`] or [`reason::CLOSED`] were refused at the edge and were
 //!   never enqueued; [`reason::HANDLER_PANIC`] and [`reason::HANDLER_ERROR`] drops were served

@@ -1,7 +1,8 @@
 //! Edges into a stage: the bounded, awaitable send that gives producers backpressure.
 //!
 //! Owns: the inbox a stage shares with its producers (`Mailbox`), the per-queue semaphores
-//! that bound it, and the producer handles [`StageSender`] and [`Edge`].
+//! that bound it, the per-queue counts of items refused at the edge, and the producer handles
+//! [`StageSender`] and [`Edge`].
 //!
 //! Why data does not travel as actix messages: actix keeps one FIFO per actor, `do_send` and
 //! `ctx.notify` ignore its capacity, and an awaited `send` waits for the handler's reply. Data
@@ -17,10 +18,17 @@
 //! - At most one wake-up is outstanding per stage: `drain_scheduled` is set by whoever sends a
 //!   [`Drain`] and cleared by the actor when its turn starts, so no wake-up is lost and the
 //!   actix mailbox never fills with them.
-//! - After `Mailbox::close` (the stage failed for good) the semaphores are closed: waiting and future lossless sends fail
-//!   with [`SendError`], droppable sends are dropped and counted as [`reason::CLOSED`].
+//! - After `Mailbox::close` (the stage failed for good) the semaphores are closed: waiting and
+//!   future lossless sends fail with [`SendError`], droppable sends are dropped and counted as
+//!   [`reason::CLOSED`].
+//! - A refused droppable send ([`reason::QUEUE_FULL`], [`reason::CLOSED`]) never takes the
+//!   inbox lock: it is counted in an atomic that [`GetCounters`](super::GetCounters) folds
+//!   into the queue's drops, so a producer that is dropping (the overload droppable edges
+//!   exist for) does not contend with the consumer for the lock.
+//!
+//! `benches/edge.rs` measures the cost of one edge.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actix::{Message, Recipient};
@@ -66,12 +74,54 @@ impl<T> TrySendError<T> {
     }
 }
 
+/// Why the edge refused an item; each is a drop reason of its own.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// [`reason::QUEUE_FULL`].
+    QueueFull,
+    /// [`reason::CLOSED`].
+    Closed,
+}
+
+/// Items refused at the edge into one queue, by reason; counted without the inbox lock.
+#[derive(Debug, Default)]
+struct Refused {
+    queue_full: AtomicU64,
+    closed: AtomicU64,
+}
+
+impl Refused {
+    fn add(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::QueueFull => &self.queue_full,
+            Refusal::Closed => &self.closed,
+        };
+        // Relaxed: a count read in a snapshot, not used to order anything.
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds the refusals to a queue snapshot taken under the inbox lock.
+    fn fold_into(&self, counters: &mut QueueCounters) {
+        for (reason, counter) in [
+            (reason::QUEUE_FULL, &self.queue_full),
+            (reason::CLOSED, &self.closed),
+        ] {
+            let n = counter.load(Ordering::Relaxed);
+            if n > 0 {
+                counters.dropped.add(reason, n);
+            }
+        }
+    }
+}
+
 /// The inbox of one stage, shared by the stage actor and its producers.
 #[derive(Debug)]
 pub(crate) struct Mailbox<T> {
     inbox: Mutex<PriorityInbox<T>>,
     high_room: Semaphore,
     low_room: Semaphore,
+    high_refused: Refused,
+    low_refused: Refused,
     drain_scheduled: AtomicBool,
 }
 
@@ -90,6 +140,8 @@ impl<T> Mailbox<T> {
             )?),
             high_room: Semaphore::new(high_capacity),
             low_room: Semaphore::new(low_capacity),
+            high_refused: Refused::default(),
+            low_refused: Refused::default(),
             drain_scheduled: AtomicBool::new(false),
         })
     }
@@ -127,6 +179,14 @@ impl<T> Mailbox<T> {
         popped
     }
 
+    /// Counts an item refused at the edge into `priority`'s queue, without the inbox lock.
+    fn refuse(&self, priority: Priority, refusal: Refusal) {
+        match priority {
+            Priority::High => self.high_refused.add(refusal),
+            Priority::Low => self.low_refused.add(refusal),
+        }
+    }
+
     /// Counts a drop on `priority`'s queue.
     pub(crate) fn record_drop(&self, priority: Priority, reason: &'static str) {
         self.lock().record_drop(priority, reason);
@@ -137,13 +197,19 @@ impl<T> Mailbox<T> {
         self.lock().is_empty()
     }
 
-    /// Counter snapshots of the high and low queues, taken under one lock.
+    /// Counter snapshots of the high and low queues, taken under one lock, with the edge
+    /// refusals added (read after the lock, so possibly a little newer than the rest).
     pub(crate) fn counters(&self) -> (QueueCounters, QueueCounters) {
-        let inbox = self.lock();
-        (
-            inbox.counters(Priority::High),
-            inbox.counters(Priority::Low),
-        )
+        let (mut high, mut low) = {
+            let inbox = self.lock();
+            (
+                inbox.counters(Priority::High),
+                inbox.counters(Priority::Low),
+            )
+        };
+        self.high_refused.fold_into(&mut high);
+        self.low_refused.fold_into(&mut low);
+        (high, low)
     }
 
     /// Marks a drain as scheduled; true if the caller must send the [`Drain`] itself.
@@ -217,7 +283,20 @@ impl<T: Send + 'static> StageSender<T> {
     /// stage has failed for good, handing the item back. Waiters get room in FIFO order.
     /// Dropping the future before it completes enqueues nothing and takes no capacity.
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        match self.mailbox.room(self.priority).acquire().await {
+        let room = self.mailbox.room(self.priority);
+        // Fast path without building an `Acquire` future: the same outcome, since `acquire`
+        // too takes free permits at once and returned permits go to queued waiters first.
+        // Spend the coop budget as `acquire` would, so a producer that never has to wait
+        // still yields to the other tasks on its thread.
+        let permit = match room.try_acquire() {
+            Ok(permit) => {
+                // Dropped here (the future cancelled), the permit goes back.
+                tokio::task::coop::consume_budget().await;
+                Ok(permit)
+            }
+            Err(_) => room.acquire().await,
+        };
+        match permit {
             Ok(permit) => {
                 permit.forget();
                 self.push_and_wake(item);
@@ -252,8 +331,8 @@ impl<T: Send + 'static> StageSender<T> {
         let refused = self.try_push(item);
         match &refused {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.record_drop(reason::QUEUE_FULL),
-            Err(TrySendError::Closed(_)) => self.record_drop(reason::CLOSED),
+            Err(TrySendError::Full(_)) => self.mailbox.refuse(self.priority, Refusal::QueueFull),
+            Err(TrySendError::Closed(_)) => self.mailbox.refuse(self.priority, Refusal::Closed),
         }
         refused
     }
