@@ -1,8 +1,8 @@
 //! Frame decoding: link layer → IP (with defragmentation) → TCP/UDP, producing a
 //! [`Packet`] that borrows the frame (or the reassembled datagram).
 //!
-//! Owns: the [`Decoder`] (configuration, the shared IPv4/IPv6 defragmenter, the buffer
-//! of the last reassembled datagram) and its [`DecodeStats`].
+//! Owns: the [`Decoder`] (configuration, the shared IPv4/IPv6 defragmenter, the last
+//! reassembled datagram) and its [`DecodeStats`].
 //!
 //! Invariants:
 //! - every frame handed to [`Decoder::decode`] is counted exactly once: as a packet, as a
@@ -271,8 +271,15 @@ pub struct Decoder {
     cfg: DecodeConfig,
     defrag: Defragmenter,
     /// The last reassembled datagram; a returned `Packet` may borrow it.
-    reassembled: Vec<u8>,
+    reassembled: LastDatagram,
     stats: DecodeStats,
+}
+
+/// The fragmentable part of the last reassembled datagram and the protocol it starts with.
+#[derive(Debug, Default)]
+struct LastDatagram {
+    next_header: u8,
+    data: Vec<u8>,
 }
 
 /// The IP layer reduced to what the transport decoder needs.
@@ -298,7 +305,7 @@ impl Decoder {
         Decoder {
             cfg,
             defrag: Defragmenter::new(limits),
-            reassembled: Vec::new(),
+            reassembled: LastDatagram::default(),
             stats: DecodeStats::default(),
         }
     }
@@ -364,6 +371,15 @@ impl Decoder {
     pub fn stats(&self) -> &DecodeStats {
         &self.stats
     }
+
+    /// The last datagram reassembled from fragments, as `(protocol, data)`: `data` is
+    /// the fragmentable part (RFC 8200 §4.5; for IPv4 the whole IP payload) and
+    /// `protocol` the IPv4 protocol or the IPv6 Fragment header's next header of its
+    /// offset-0 fragment; `(0, [])` before any. Read it right after `decode` returned a
+    /// packet with `fragmented` set: the next completed datagram replaces it.
+    pub fn last_reassembled(&self) -> (u8, &[u8]) {
+        (self.reassembled.next_header, &self.reassembled.data)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -371,7 +387,7 @@ impl Decoder {
 fn decode_frame<'a>(
     cfg: &DecodeConfig,
     defrag: &mut Defragmenter,
-    reassembled: &'a mut Vec<u8>,
+    reassembled: &'a mut LastDatagram,
     stats: &mut DecodeStats,
     now: Timestamp,
     link: LinkType,
@@ -414,15 +430,16 @@ fn decode_frame<'a>(
             {
                 Outcome::Held => return Ok(None),
                 Outcome::Complete(r) => {
-                    let buf = store(reassembled, r.data);
+                    let (next_header, wire_len) = (r.next_header, r.wire_len);
+                    let buf = store(reassembled, r);
                     let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
                     Net {
                         src,
                         dst,
-                        proto: r.next_header,
+                        proto: next_header,
                         payload: buf,
                         payload_len: len,
-                        wire_len: r.wire_len,
+                        wire_len,
                         fragmented: true,
                     }
                 }
@@ -476,11 +493,12 @@ fn decode_frame<'a>(
                 {
                     Outcome::Held => return Ok(None),
                     Outcome::Complete(r) => {
-                        let buf = store(reassembled, r.data);
+                        let (next_header, wire_len) = (r.next_header, r.wire_len);
+                        let buf = store(reassembled, r);
                         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
                         // The fragmentable part may start with more extension headers
                         // (RFC 8200 §4.5); a second Fragment header is not legitimate.
-                        match ip::walk_ext(r.next_header, buf, len, cfg.max_ipv6_ext_headers)? {
+                        match ip::walk_ext(next_header, buf, len, cfg.max_ipv6_ext_headers)? {
                             V6Next::Upper {
                                 proto,
                                 payload,
@@ -491,7 +509,7 @@ fn decode_frame<'a>(
                                 proto,
                                 payload,
                                 payload_len,
-                                wire_len: r.wire_len,
+                                wire_len,
                                 fragmented: true,
                             },
                             V6Next::Fragment { .. } => return Err(DropReason::BadIpHeader),
@@ -521,9 +539,10 @@ fn decode_frame<'a>(
 }
 
 /// Keeps a reassembled datagram in the decoder so the returned packet can borrow it.
-fn store(slot: &mut Vec<u8>, data: Vec<u8>) -> &[u8] {
-    *slot = data;
-    slot
+fn store(slot: &mut LastDatagram, r: defrag::Reassembled) -> &[u8] {
+    slot.next_header = r.next_header;
+    slot.data = r.data;
+    &slot.data
 }
 
 /// A fragment for the defragmenter; its data must be fully captured.
@@ -549,3 +568,9 @@ fn fragment(
 
 #[cfg(test)]
 mod tests;
+
+/// Segment builders for the tests of other modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    pub(crate) use super::transport::tests::{tcp, udp};
+}

@@ -2,14 +2,16 @@
 //!
 //! `frame → decode (+ defragmentation) → flow table → inspection (reassembly, handshake
 //! parsing) → flow records`. A shard owns its flows completely; the caller routes both
-//! directions of a flow to the same shard (see [`FlowKey::symmetric_hash`]).
+//! directions of a flow to the same shard with a [`Router`] (see [`route`]).
 
 mod inspect;
+pub mod route;
 
 pub use inspect::FlowState;
+pub use route::{Route, Router};
 
 use crate::capture::Frame;
-use crate::decode::{DecodeConfig, Decoder};
+use crate::decode::{DecodeConfig, Decoder, Packet};
 use crate::flow::community_id::community_id_v1;
 use crate::flow::conn_state;
 use crate::flow::{FlowEntry, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side};
@@ -177,15 +179,7 @@ impl Shard {
                 return;
             }
         };
-        let src = Endpoint {
-            ip: pkt.src,
-            port: pkt.src_port,
-        };
-        let dst = Endpoint {
-            ip: pkt.dst,
-            port: pkt.dst_port,
-        };
-        let (key, from_lo) = FlowKey::from_packet(src, dst, pkt.proto, pkt.vlan);
+        let (key, from_lo) = packet_key(&pkt);
         let side = if from_lo { Side::Lo } else { Side::Hi };
         let view = PacketView {
             now,
@@ -224,6 +218,21 @@ impl Shard {
         self.table
             .drain(&mut |entry, reason| parts.end_flow(entry, reason, out));
     }
+}
+
+/// The flow key of a packet and whether it travels from `lo` to `hi`: the one rule by
+/// which both a shard and the [`Router`] that picks the shard key a packet.
+#[inline]
+pub(crate) fn packet_key(pkt: &Packet<'_>) -> (FlowKey, bool) {
+    let src = Endpoint {
+        ip: pkt.src,
+        port: pkt.src_port,
+    };
+    let dst = Endpoint {
+        ip: pkt.dst,
+        port: pkt.dst_port,
+    };
+    FlowKey::from_packet(src, dst, pkt.proto, pkt.vlan)
 }
 
 impl Parts {
