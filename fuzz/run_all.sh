@@ -3,7 +3,7 @@
 T=${1:-300}
 shift
 mkdir -p logs
-for t in "${@:-reassembly defrag quic_initial tls_hello shard capture_file decode_frame}"; do
+for t in "${@:-reassembly defrag quic_initial tls_hello shard route capture_file decode_frame}"; do
   for x in $t; do
     mkdir -p corpus/$x
     RUSTC_BOOTSTRAP=1 cargo fuzz run -O $x corpus/$x -- \

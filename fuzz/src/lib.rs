@@ -5,7 +5,7 @@
 //! input without libFuzzer.
 
 use flowmesh_core::capture::{CaptureReader, Frame, LinkType};
-use flowmesh_core::decode::{DecodeConfig, Decoder, MAX_DATAGRAM};
+use flowmesh_core::decode::{DecodeConfig, Decoder, Packet, MAX_DATAGRAM};
 use flowmesh_core::fingerprint::ja4::JaTransport;
 use flowmesh_core::fingerprint::tls::{
     parse_certificate_chain, parse_client_hello, parse_server_hello, Framing, TlsDirectionParser,
@@ -19,8 +19,9 @@ use flowmesh_core::reassembly::{
     ReassemblyBudget, ReassemblyConfig, ReassemblyStats, StreamReassembler,
 };
 use flowmesh_core::handshake::WorkerConfig;
-use flowmesh_core::shard::{Inline, ShardConfig};
-use flowmesh_schemas::Timestamp;
+use flowmesh_core::shard::{Inline, Route, Router, ShardConfig};
+use flowmesh_schemas::flow::Endpoint;
+use flowmesh_schemas::{FlowKey, Timestamp};
 
 /// A cursor that reads fields from the front of the fuzz input; running out yields zeros
 /// / empty slices, so every input is valid.
@@ -793,29 +794,35 @@ pub fn encode_shard_frame(out: &mut Vec<u8>, link: LinkType, dt: u8, data: &[u8]
     out.extend_from_slice(data);
 }
 
-/// Body of `shard`.
-pub fn run_shard(data: &[u8]) {
+/// The frames of a `shard` or `route` input (at most 512).
+fn frame_records(data: &[u8]) -> Vec<Frame<'_>> {
     let mut inp = Input::new(data);
-    let mut shard = Inline::new(ShardConfig::default(), WorkerConfig::default());
-    let mut out = Vec::new();
     let mut now = 1_600_000_000 * Timestamp::NANOS_PER_SEC;
-    let mut n = 0;
-    while !inp.is_empty() && n < 512 {
+    let mut frames = Vec::new();
+    while !inp.is_empty() && frames.len() < 512 {
         let l = inp.u8();
         let dt = i64::from(inp.u8());
         now = now.saturating_add(dt * dt * dt * 1_000_000);
         let len = usize::from(inp.u16());
         let bytes = inp.take(len);
         let orig_len = bytes.len() as u32 + if l & 0x80 != 0 { 1000 } else { 0 };
-        let frame = Frame {
+        frames.push(Frame {
             ts: Timestamp(now),
             link: link_of(l & 0x7f),
             data: bytes,
             orig_len,
             interface: 0,
-        };
+        });
+    }
+    frames
+}
+
+/// Body of `shard`.
+pub fn run_shard(data: &[u8]) {
+    let mut shard = Inline::new(ShardConfig::default(), WorkerConfig::default());
+    let mut out = Vec::new();
+    for frame in frame_records(data) {
         shard.process_frame(&frame, &mut out);
-        n += 1;
     }
     shard.finish(&mut out);
     assert_eq!(shard.flow_count(), 0, "finish ends every flow");
@@ -828,4 +835,91 @@ pub fn run_shard(data: &[u8]) {
         let _ = format!("{r:?}");
     }
     let _ = shard.shard_stats().records_total();
+}
+
+// ---------------------------------------------------------------------------------------
+// route: the `shard` input format, through a `Router` next to a plain `Decoder` fed the
+// same frames. Invariants: the router's outcome is the decoder's (whole packet /
+// reassembled packet / held / dropped with the same reason); a whole frame's hash is its
+// flow key's; a synthetic frame decodes, in a fresh decoder, to the decoder's packet
+// (with `fragmented` false) and carries its key's hash; every frame is counted once;
+// fragment state stays within the limits and expiry frees it.
+
+/// Encodes a `route` input: `l4` (IP protocol `proto`) as one datagram cut into IPv4
+/// or IPv6 fragments of `size` bytes (a multiple of 8), Ethernet framed, last first.
+pub fn encode_route_train(v6: bool, proto: u8, l4: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let size = size.max(8) & !7;
+    let n = l4.chunks(size).count();
+    for (i, c) in l4.chunks(size).enumerate().rev() {
+        let (off8, more) = ((i * size / 8) as u16, i + 1 < n);
+        let ip = if v6 {
+            ipv6_frag(proto, 7, off8, more, c)
+        } else {
+            ipv4_frag(proto, 7, off8, more, c)
+        };
+        let (link, f) = frame_for(v6, true, false, ip);
+        encode_shard_frame(&mut out, link, 0, &f);
+    }
+    out
+}
+
+fn key_hash(p: &Packet<'_>) -> u64 {
+    let src = Endpoint {
+        ip: p.src,
+        port: p.src_port,
+    };
+    let dst = Endpoint {
+        ip: p.dst,
+        port: p.dst_port,
+    };
+    FlowKey::from_packet(src, dst, p.proto, p.vlan)
+        .0
+        .symmetric_hash()
+}
+
+/// Body of `route`.
+pub fn run_route(data: &[u8]) {
+    let cfg = DecodeConfig::default();
+    let mut router = Router::new(cfg);
+    let mut direct = Decoder::new(cfg);
+    let mut last = Timestamp(0);
+    for f in frame_records(data) {
+        last = f.ts;
+        let want = direct.decode(f.ts, f.link, f.data, f.orig_len);
+        let mut fresh = Decoder::new(cfg);
+        match (router.route(&f), want) {
+            (Route::Whole { hash }, Ok(Some(p))) => {
+                assert!(!p.fragmented, "a whole frame is no fragment");
+                assert_eq!(hash, key_hash(&p), "whole frame hash");
+            }
+            (Route::Reassembled { hash, frame }, Ok(Some(p))) => {
+                assert!(p.fragmented, "the decoder reassembled too");
+                assert_eq!(hash, key_hash(&p), "reassembled hash");
+                let q = fresh.decode(frame.ts, frame.link, frame.data, frame.orig_len);
+                let want = Packet {
+                    fragmented: false,
+                    ..p
+                };
+                assert_eq!(q, Ok(Some(want)), "synthetic frame decodes to the packet");
+                assert_eq!(fresh.stats().ipv4_bad_checksum, 0);
+            }
+            (Route::Held, Ok(None)) => {}
+            (Route::Dropped(r), Err(e)) => assert_eq!(r, e, "same drop reason"),
+            (route, want) => panic!("router {route:?}, decoder {want:?}"),
+        }
+        assert!(router.fragments_in_progress() <= cfg.defrag_max_datagrams);
+    }
+    let (r, d) = (router.stats(), direct.stats());
+    assert_eq!(
+        (r.frames, r.packets, r.fragments_held, r.dropped_total()),
+        (d.frames, d.packets, d.fragments_held, d.dropped_total()),
+        "every frame counted once, as the decoder counts it"
+    );
+    router.expire(last.add_nanos(cfg.defrag_timeout_ns));
+    assert_eq!(
+        router.fragments_in_progress(),
+        0,
+        "expiry drops every train"
+    );
 }

@@ -16,6 +16,7 @@ fn replay() {
         "tls_hello" => flowmesh_fuzz::run_tls_hello(&data),
         "quic_initial" => flowmesh_fuzz::run_quic_initial(&data),
         "shard" => flowmesh_fuzz::run_shard(&data),
+        "route" => flowmesh_fuzz::run_route(&data),
         t => panic!("unknown target {t}"),
     }
 }

@@ -117,6 +117,7 @@ fn generate_seeds() {
             }
         }
         write(&out, "shard", &stem, &shard_in, &mut total);
+        write(&out, "route", &stem, &shard_in, &mut total);
         for (fi, (key, f)) in flows.iter().enumerate().take(6) {
             if key.4 == 6 {
                 for dir in [true, false] {
@@ -251,6 +252,20 @@ fn generate_seeds() {
                         &encode_defrag_cut(true, key.1, key.3, p, &cuts),
                         &mut total,
                     );
+                    let mut dg = key.1.to_be_bytes().to_vec();
+                    dg.extend_from_slice(&key.3.to_be_bytes());
+                    dg.extend_from_slice(&((8 + p.len()) as u16).to_be_bytes());
+                    dg.extend_from_slice(&[0, 0]);
+                    dg.extend_from_slice(p);
+                    for v6 in [false, true] {
+                        write(
+                            &out,
+                            "route",
+                            &format!("{stem}_{fi}_{v6}"),
+                            &encode_route_train(v6, 17, &dg, 512),
+                            &mut total,
+                        );
+                    }
                 }
             }
         }
@@ -288,6 +303,7 @@ fn generate_seeds() {
         "tls_hello",
         "quic_initial",
         "shard",
+        "route",
     ] {
         let run: fn(&[u8]) = match target {
             "decode_frame" => run_decode_frame,
@@ -296,6 +312,7 @@ fn generate_seeds() {
             "reassembly" => run_reassembly,
             "tls_hello" => run_tls_hello,
             "quic_initial" => run_quic_initial,
+            "route" => run_route,
             _ => run_shard,
         };
         let mut n = 0;

@@ -4,6 +4,9 @@
 //! - `decode/eth_ipv4_tcp_1400`: `Decoder::decode` alone on the same frame.
 //! - `shard/1_flow_1400`: `Shard::process_frame`, one established flow, seq advancing.
 //! - `shard/10k_flows_1400`: 10,000 established flows visited round-robin.
+//! - `route/eth_ipv4_tcp_1400`: `Router::route` (the capture side's per-packet cost:
+//!   decode + flow key + symmetric hash) on the same frame.
+//! - `route/symmetric_hash_{ipv4,ipv6}`: `FlowKey::symmetric_hash` alone.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,8 +16,10 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use flowmesh_core::capture::LinkType;
 use flowmesh_core::decode::{DecodeConfig, Decoder};
 use flowmesh_core::handshake::WorkerConfig;
-use flowmesh_core::shard::{Inline, ShardConfig};
-use flowmesh_schemas::Timestamp;
+use flowmesh_core::shard::{Inline, Route, Router, ShardConfig};
+use flowmesh_schemas::flow::Endpoint;
+use flowmesh_schemas::{FlowKey, Timestamp};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const SEGMENT: usize = 1400;
 /// Packet-time step per packet (1 µs: ~1 Mpps on this shard).
@@ -137,5 +142,53 @@ fn bench_shard(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_shard);
+fn bench_route(c: &mut Criterion) {
+    let t = Tuple::nth(1);
+    let mut buf = c2s(&t, 1, 1, PSH | ACK, &[0xab; SEGMENT]);
+    let mut router = Router::new(DecodeConfig::default());
+    let mut g = c.benchmark_group("route");
+    g.throughput(Throughput::Elements(1));
+    let mut seq = 1u32;
+    let mut ts = start_ts();
+    g.bench_function("eth_ipv4_tcp_1400", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(SEGMENT as u32);
+            ts = ts.add_nanos(STEP_NS);
+            buf[OFF_SEQ..OFF_SEQ + 4].copy_from_slice(&seq.to_be_bytes());
+            match router.route(&frame(ts, black_box(&buf))) {
+                Route::Whole { hash } => black_box(hash),
+                r => panic!("{r:?}"),
+            }
+        })
+    });
+    let ep = |ip: IpAddr, port| Endpoint { ip, port };
+    let v4 = FlowKey::from_packet(
+        ep(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000),
+        ep(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 443),
+        6,
+        None,
+    )
+    .0;
+    let v6 = FlowKey::from_packet(
+        ep(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            40000,
+        ),
+        ep(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+            443,
+        ),
+        17,
+        Some(100),
+    )
+    .0;
+    for (name, key) in [("symmetric_hash_ipv4", v4), ("symmetric_hash_ipv6", v6)] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(black_box(&key).symmetric_hash()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_shard, bench_route);
 criterion_main!(benches);

@@ -8,7 +8,8 @@
 //! frame. Shards therefore never see a fragment.
 //!
 //! Owns: a decoder (its defragmenter holds the fragment trains, its [`DecodeStats`] count
-//! every frame) and the buffer of the last synthetic frame.
+//! every frame) and the buffer of the last synthetic frame. Undecodable frames and
+//! fragments are counted here only: the shards' decode counters see routed frames.
 //!
 //! Invariants:
 //! - a routed frame's `hash` is [`flowmesh_schemas::FlowKey::symmetric_hash`] of the key that a shard's
