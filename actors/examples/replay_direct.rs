@@ -16,6 +16,10 @@ use flowmesh_core::decode::DecodeConfig;
 use flowmesh_core::handshake::WorkerConfig;
 use flowmesh_core::shard::{Inline, Route, Router, ShardConfig};
 
+/// The same allocator as the flowmesh binary, so the comparison is of the pipeline alone.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).peekable();
     let route_only = args.next_if(|a| a == "--route-only").is_some();
