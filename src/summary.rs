@@ -138,18 +138,31 @@ impl fmt::Display for Summary<'_> {
             board.events, c.decode.defrag.reassembled
         )?;
         let mut restarts = Vec::new();
-        let mut dropped = ReasonCounts::default();
+        let mut dropped = Vec::new();
         for st in &self.report.stages {
             if st.restarts > 0 {
                 restarts.push(format!("{}={}", st.stage, st.restarts));
             }
-            for (r, n) in st.high.dropped.iter().chain(st.low.dropped.iter()) {
-                dropped.add(r, n);
+            for (queue, counters) in [("high", &st.high), ("low", &st.low)] {
+                let list: Vec<String> = counters
+                    .dropped
+                    .iter()
+                    .map(|(r, n)| format!("{r}={n}"))
+                    .collect();
+                if !list.is_empty() {
+                    dropped.push(format!("{} {queue}: {}", st.stage, list.join(", ")));
+                }
             }
         }
         if !restarts.is_empty() {
             writeln!(f, "  stage restarts: {}", restarts.join(", "))?;
         }
-        reasons(f, "queue drops (batches and messages)", &dropped)
+        if dropped.is_empty() {
+            writeln!(f, "  queue drops: none")
+        } else {
+            // Shard and scheduler high queues carry hints (inspection updates, service
+            // reports); data queues of a replay never drop.
+            writeln!(f, "  queue drops: {}", dropped.join("; "))
+        }
     }
 }

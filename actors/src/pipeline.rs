@@ -241,6 +241,9 @@ async fn run(
             &on(i),
             StageConfig {
                 low_capacity: cfg.shard_queue.max(1),
+                // Updates from every worker arrive here, one message per worker turn;
+                // room for many keeps early discard working while the shard is busy.
+                high_capacity: 1024,
                 ..stage(name("shard", i))
             },
             move || {
