@@ -4,67 +4,13 @@
 
 use flowmesh_core::capture::{CaptureFormat, CaptureReader};
 use flowmesh_core::decode::{DecodeConfig, DecodeStats, Decoder};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
-thread_local! {
-    /// Heap allocations made by this thread (no destructor, so safe inside the allocator).
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts allocations per thread so a test can assert that decoding does not allocate.
-struct CountingAlloc;
-
-fn count_alloc() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every method forwards to the system allocator unchanged; counting touches only
-// a const-initialised thread-local Cell.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_alloc();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
+use common::{allocations, pcaps_dir as corpus_dir, CountingAlloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
-
-fn allocations() -> u64 {
-    ALLOCS.with(Cell::get)
-}
-
-fn corpus_dir() -> PathBuf {
-    let base = std::env::var_os("FLOWMESH_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../..")
-                .join("../shared/corpus")
-        });
-    let dir = base.join("pcaps");
-    assert!(
-        dir.is_dir(),
-        "capture corpus not found at {}: set FLOWMESH_CORPUS to the corpus root (the directory holding pcaps/)",
-        dir.display()
-    );
-    dir
-}
 
 fn read(name: &str) -> Vec<u8> {
     let path = corpus_dir().join(name);

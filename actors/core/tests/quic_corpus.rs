@@ -7,22 +7,11 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use flowmesh_core::quic::{probe_quic_initial, QuicInitialTracker};
 
-fn corpus_dir() -> PathBuf {
-    let dir = match std::env::var_os("FLOWMESH_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-    };
-    assert!(
-        dir.join("pcaps").is_dir(),
-        "QUIC corpus not found at {} — set FLOWMESH_CORPUS=/path/to/corpus (with pcaps/ and expected.jsonl)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::corpus_root as corpus_dir;
 
 /// An IPv4 address and UDP port.
 type Endpoint = ([u8; 4], u16);

@@ -11,15 +11,10 @@ use flowmesh_core::shard::{Inline, ShardConfig};
 use flowmesh_schemas::{FlowRecord, Handshake, Timestamp};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+mod common;
 
 fn corpus_pcap(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("FLOWMESH_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    let path = dir.join("pcaps").join(name);
+    let path = common::pcaps_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "corpus capture {} unreadable ({e}): set FLOWMESH_CORPUS to the corpus folder",

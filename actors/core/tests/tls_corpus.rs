@@ -15,7 +15,9 @@ use flowmesh_core::fingerprint::tls::{
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+
+mod common;
+use common::corpus_root as corpus_dir;
 
 type Endpoint = (IpAddr, u16);
 
@@ -23,19 +25,6 @@ type Endpoint = (IpAddr, u16);
 struct Direction {
     syn_seq: Option<u32>,
     segments: Vec<(u32, Vec<u8>)>,
-}
-
-fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("FLOWMESH_CORPUS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("expected.jsonl").is_file(),
-        "TLS corpus not found at {} (set FLOWMESH_CORPUS=/path/to/corpus)",
-        dir.display()
-    );
-    dir
 }
 
 fn u16be(d: &[u8], at: usize) -> Option<u16> {
