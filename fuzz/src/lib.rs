@@ -20,8 +20,7 @@ use flowmesh_core::reassembly::{
 };
 use flowmesh_core::handshake::WorkerConfig;
 use flowmesh_core::shard::{Inline, Route, Router, ShardConfig};
-use flowmesh_schemas::flow::Endpoint;
-use flowmesh_schemas::{FlowKey, Timestamp};
+use flowmesh_schemas::Timestamp;
 
 /// A cursor that reads fields from the front of the fuzz input; running out yields zeros
 /// / empty slices, so every input is valid.
@@ -865,17 +864,7 @@ pub fn encode_route_train(v6: bool, proto: u8, l4: &[u8], size: usize) -> Vec<u8
 }
 
 fn key_hash(p: &Packet<'_>) -> u64 {
-    let src = Endpoint {
-        ip: p.src,
-        port: p.src_port,
-    };
-    let dst = Endpoint {
-        ip: p.dst,
-        port: p.dst_port,
-    };
-    FlowKey::from_packet(src, dst, p.proto, p.vlan)
-        .0
-        .symmetric_hash()
+    p.flow_key().0.symmetric_hash()
 }
 
 /// Body of `route`.

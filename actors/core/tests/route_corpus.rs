@@ -10,8 +10,7 @@ use flowmesh_core::capture::{CaptureReader, Frame, LinkType};
 use flowmesh_core::decode::{DecodeConfig, Decoder};
 use flowmesh_core::handshake::WorkerConfig;
 use flowmesh_core::shard::{Inline, Route, Router, ShardConfig};
-use flowmesh_schemas::flow::Endpoint;
-use flowmesh_schemas::{FlowKey, FlowRecord};
+use flowmesh_schemas::FlowRecord;
 
 mod common;
 use common::{allocations, pcaps_dir as corpus_dir, CountingAlloc};
@@ -57,16 +56,7 @@ fn whole_routes_carry_the_flow_key_hash() {
             match (route, fresh.decode(f.ts, f.link, f.data, f.orig_len)) {
                 (Route::Whole { hash }, Ok(Some(p))) => {
                     assert!(!p.fragmented);
-                    let src = Endpoint {
-                        ip: p.src,
-                        port: p.src_port,
-                    };
-                    let dst = Endpoint {
-                        ip: p.dst,
-                        port: p.dst_port,
-                    };
-                    let key = FlowKey::from_packet(src, dst, p.proto, p.vlan).0;
-                    assert_eq!(hash, key.symmetric_hash(), "{name}");
+                    assert_eq!(hash, p.flow_key().0.symmetric_hash(), "{name}");
                     whole += 1;
                 }
                 (Route::Dropped(r), Err(e)) => assert_eq!(r, e, "{name}"),

@@ -21,7 +21,8 @@ pub use defrag::{DefragStats, FragDropReason, FragKey, MAX_DATAGRAM};
 
 use crate::capture::LinkType;
 use defrag::{DefragLimits, Defragmenter, Fragment, Outcome};
-use flowmesh_schemas::Timestamp;
+use flowmesh_schemas::flow::Endpoint;
+use flowmesh_schemas::{FlowKey, Timestamp};
 use ip::V6Next;
 use link::NetProto;
 use std::net::IpAddr;
@@ -128,6 +129,21 @@ pub struct Packet<'a> {
 }
 
 impl Packet<'_> {
+    /// The packet's flow key and whether it travels from the key's `lo` to `hi`: the one
+    /// rule by which both a shard and the router that picks the shard key a packet.
+    #[inline]
+    pub fn flow_key(&self) -> (FlowKey, bool) {
+        let src = Endpoint {
+            ip: self.src,
+            port: self.src_port,
+        };
+        let dst = Endpoint {
+            ip: self.dst,
+            port: self.dst_port,
+        };
+        FlowKey::from_packet(src, dst, self.proto, self.vlan)
+    }
+
     /// Whether the capture cut the L4 payload short.
     pub fn is_truncated(&self) -> bool {
         (self.payload.len() as u64) < u64::from(self.payload_len)

@@ -22,15 +22,14 @@ pub use inspect::{FlowState, SessionRef};
 pub use route::{Route, Router};
 
 use crate::capture::Frame;
-use crate::decode::{DecodeConfig, Decoder, Packet};
+use crate::decode::{DecodeConfig, Decoder};
 use crate::flow::community_id::community_id_v1;
 use crate::flow::conn_state;
 use crate::flow::{FlowEntry, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side};
 use crate::handshake::{HandshakeBatch, HandshakeOp, InspectionUpdate, Registry, SessionCounts};
 use crate::reassembly::{ReassemblyBudget, ReassemblyConfig, ReassemblyStats};
 use crate::stats::ReasonCounts;
-use flowmesh_schemas::flow::Endpoint;
-use flowmesh_schemas::{EndReason, FlowKey, FlowRecord, Timestamp, Transport};
+use flowmesh_schemas::{EndReason, FlowRecord, Timestamp, Transport};
 use inspect::InspectContext;
 
 /// Everything that configures a shard.
@@ -239,7 +238,7 @@ impl Shard {
                 return;
             }
         };
-        let (key, from_lo) = packet_key(&pkt);
+        let (key, from_lo) = pkt.flow_key();
         let side = if from_lo { Side::Lo } else { Side::Hi };
         let view = PacketView {
             now,
@@ -291,21 +290,6 @@ impl Shard {
         self.table
             .drain(&mut |entry, reason| parts.end_flow(entry, reason, out));
     }
-}
-
-/// The flow key of a packet and whether it travels from `lo` to `hi`: the one rule by
-/// which both a shard and the [`Router`] that picks the shard key a packet.
-#[inline]
-pub(crate) fn packet_key(pkt: &Packet<'_>) -> (FlowKey, bool) {
-    let src = Endpoint {
-        ip: pkt.src,
-        port: pkt.src_port,
-    };
-    let dst = Endpoint {
-        ip: pkt.dst,
-        port: pkt.dst_port,
-    };
-    FlowKey::from_packet(src, dst, pkt.proto, pkt.vlan)
 }
 
 impl Parts {

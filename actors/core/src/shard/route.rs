@@ -24,7 +24,6 @@
 //! [`EXPIRE_INTERVAL_NS`] of packet time, as a shard does; a caller whose input can go
 //! quiet calls it too (on a timer, with the capture clock).
 
-use super::packet_key;
 use crate::capture::{Frame, LinkType};
 use crate::decode::{DecodeConfig, DecodeStats, Decoder, DropReason};
 use flowmesh_schemas::Timestamp;
@@ -106,7 +105,7 @@ impl Router {
             Ok(None) => return Route::Held,
             Err(reason) => return Route::Dropped(reason),
         };
-        let hash = packet_key(&pkt).0.symmetric_hash();
+        let hash = pkt.flow_key().0.symmetric_hash();
         if !pkt.fragmented {
             return Route::Whole { hash };
         }

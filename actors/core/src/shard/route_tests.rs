@@ -5,8 +5,6 @@
 use super::*;
 use crate::decode::test_util::{tcp, udp};
 use crate::decode::{Packet, TcpInfo};
-use flowmesh_schemas::flow::Endpoint;
-use flowmesh_schemas::FlowKey;
 use proptest::prelude::*;
 
 const T0: Timestamp = Timestamp(1_000_000_000);
@@ -140,17 +138,7 @@ fn at(link: LinkType, data: &[u8], ts: Timestamp) -> Frame<'_> {
 }
 
 fn key_hash(p: &Packet<'_>) -> u64 {
-    let src = Endpoint {
-        ip: p.src,
-        port: p.src_port,
-    };
-    let dst = Endpoint {
-        ip: p.dst,
-        port: p.dst_port,
-    };
-    FlowKey::from_packet(src, dst, p.proto, p.vlan)
-        .0
-        .symmetric_hash()
+    p.flow_key().0.symmetric_hash()
 }
 
 /// Sends `frames` (in `order`) through one decoder and through a router, and checks the
