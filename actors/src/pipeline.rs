@@ -10,18 +10,18 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Arbiter, ArbiterHandle, Context, Handler, Recipient, System};
+use actix::{Arbiter, ArbiterHandle, System};
 use flowmesh_core::decode::DecodeConfig;
 use flowmesh_core::handshake::WorkerConfig;
 use flowmesh_core::shard::ShardConfig;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::batch::MappedInput;
 use crate::capture::replay_files;
 use crate::runtime::{
-    start_stage, start_stage_in_arbiter, Delivery, Priority, RestartPolicy, StageConfig,
-    StageConfigError, StageCounters, StageFailed,
+    failure_channel, start_stage, start_stage_in_arbiter, Delivery, Priority, RestartPolicy,
+    StageConfig, StageConfigError, StageCounters, StageFailed,
 };
 use crate::stages::worker::WorkerEdges;
 use crate::stages::writer::WriterShared;
@@ -118,21 +118,6 @@ pub fn replay(
     })
 }
 
-/// Receives [`StageFailed`] and forwards it to the replay driver.
-struct FailureSink(mpsc::UnboundedSender<StageFailed>);
-
-impl Actor for FailureSink {
-    type Context = Context<Self>;
-}
-
-impl Handler<StageFailed> for FailureSink {
-    type Result = ();
-
-    fn handle(&mut self, msg: StageFailed, _: &mut Context<Self>) {
-        let _ = self.0.send(msg);
-    }
-}
-
 /// A `'static` stage name (names are few and live as long as the process's counters).
 fn name(kind: &str, i: usize) -> &'static str {
     Box::leak(format!("{kind}-{i}").into_boxed_str())
@@ -148,8 +133,7 @@ async fn run(
     let n = cfg.shards.max(1);
     let m = cfg.workers.max(1);
     let k = cfg.encoders.max(1);
-    let (fail_tx, mut fail_rx) = mpsc::unbounded_channel();
-    let on_failure: Recipient<StageFailed> = FailureSink(fail_tx).start().recipient();
+    let (on_failure, mut fail_rx) = failure_channel();
     let (done_tx, done_rx) = oneshot::channel();
     let stage = |name: &'static str| StageConfig {
         restart: cfg.restart,

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Arbiter, Context, Handler, Recipient};
+use actix::Arbiter;
 use flowmesh_actors::runtime::{
-    reason, start_stage, start_stage_in_arbiter, Delivered, Delivery, Outbox, Priority,
-    RestartPolicy, SendError, Stage, StageConfig, StageConfigError, StageFailed, StageHandle,
-    TrySendError,
+    failure_channel, reason, start_stage, start_stage_in_arbiter, Delivered, Delivery, Outbox,
+    Priority, RestartPolicy, SendError, Stage, StageConfig, StageConfigError, StageFailed,
+    StageHandle, TrySendError,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
@@ -89,25 +89,6 @@ fn values(seen: &Seen) -> Vec<u32> {
         .collect()
 }
 
-/// Stands in for the daemon: forwards every `StageFailed` to the test.
-struct FailureSink(mpsc::UnboundedSender<StageFailed>);
-
-impl Actor for FailureSink {
-    type Context = Context<Self>;
-}
-
-impl Handler<StageFailed> for FailureSink {
-    type Result = ();
-    fn handle(&mut self, msg: StageFailed, _: &mut Context<Self>) {
-        let _ = self.0.send(msg);
-    }
-}
-
-fn failure_sink() -> (Recipient<StageFailed>, mpsc::UnboundedReceiver<StageFailed>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (FailureSink(tx).start().recipient(), rx)
-}
-
 fn config(name: &'static str, low_capacity: usize) -> StageConfig {
     StageConfig {
         low_capacity,
@@ -147,7 +128,7 @@ struct Held {
 async fn held_consumer(low_capacity: usize) -> Held {
     let arbiter = Arbiter::new();
     let seen = Seen::default();
-    let (on_failure, failures) = failure_sink();
+    let (on_failure, failures) = failure_channel();
     let stage = start_stage_in_arbiter(
         &arbiter.handle(),
         config("consumer", low_capacity),
@@ -282,7 +263,7 @@ async fn turns_ending_in_a_panic_or_an_error_give_all_capacity_back() {
     const C: usize = 4;
     let arbiter = Arbiter::new();
     let seen = Seen::default();
-    let (on_failure, _failures) = failure_sink();
+    let (on_failure, _failures) = failure_channel();
     let stage = start_stage_in_arbiter(
         &arbiter.handle(),
         config("consumer", C),
@@ -357,7 +338,7 @@ async fn high_item_behind_a_full_low_queue_is_served_next() {
 #[actix::test]
 async fn drain_turns_are_bounded_so_queries_are_answered_during_a_backlog() {
     let seen = Seen::default();
-    let (on_failure, _failures) = failure_sink();
+    let (on_failure, _failures) = failure_channel();
     let cfg = StageConfig {
         turn: 4,
         ..config("consumer", 1000)
@@ -378,7 +359,7 @@ async fn drain_turns_are_bounded_so_queries_are_answered_during_a_backlog() {
 
 #[actix::test]
 async fn panic_restarts_only_that_stage_with_fresh_state() {
-    let (on_failure, mut failures) = failure_sink();
+    let (on_failure, mut failures) = failure_channel();
     let seen_a = Seen::default();
     let seen_b = Seen::default();
     let a =
@@ -421,7 +402,7 @@ async fn panic_restarts_only_that_stage_with_fresh_state() {
 
 #[actix::test]
 async fn handler_error_restarts_the_stage() {
-    let (on_failure, mut failures) = failure_sink();
+    let (on_failure, mut failures) = failure_channel();
     let seen = Seen::default();
     let a = start_stage(config("a", 8), recorder(&seen), on_failure).expect("valid config");
     let to_a = a.sender(Priority::High);
@@ -441,7 +422,7 @@ async fn handler_error_restarts_the_stage() {
 
 #[actix::test]
 async fn exceeding_the_restart_budget_escalates_and_closes_the_stage() {
-    let (on_failure, mut failures) = failure_sink();
+    let (on_failure, mut failures) = failure_channel();
     let seen_a = Seen::default();
     let seen_b = Seen::default();
     let cfg = StageConfig {
@@ -498,7 +479,7 @@ async fn exceeding_the_restart_budget_escalates_and_closes_the_stage() {
 
 #[actix::test]
 async fn invalid_configs_are_typed_errors() {
-    let (on_failure, _failures) = failure_sink();
+    let (on_failure, _failures) = failure_channel();
     let seen = Seen::default();
     let zero_turn = StageConfig {
         turn: 0,
@@ -537,7 +518,7 @@ async fn a_full_downstream_stalls_the_forwarder_which_then_blocks_its_producer_e
     const CONSUMER: usize = 2;
     const FORWARDER: usize = 3;
     let held = held_consumer(CONSUMER).await;
-    let (on_failure, _failures) = failure_sink();
+    let (on_failure, _failures) = failure_channel();
     let next = held.stage.edge(Priority::Low, Delivery::Lossless);
     let fwd = start_stage(
         config("forwarder", FORWARDER),

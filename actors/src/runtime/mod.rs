@@ -33,4 +33,6 @@ pub use edge::{Delivered, Delivery, Drain, Edge, SendError, StageSender, TrySend
 pub use inbox::{Full, InboxConfigError, Priority, PriorityInbox};
 pub use outbox::Outbox;
 pub use stage::{GetCounters, Stage, StageActor, StageConfig, StageConfigError, StageHandle};
-pub use supervisor::{start_stage, start_stage_in_arbiter, RestartPolicy, StageFailed};
+pub use supervisor::{
+    failure_channel, start_stage, start_stage_in_arbiter, RestartPolicy, StageFailed,
+};

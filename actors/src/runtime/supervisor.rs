@@ -21,8 +21,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{ArbiterHandle, Message, Recipient, Supervisor};
+use actix::{Actor, ArbiterHandle, Context, Handler, Message, Recipient, Supervisor};
 use thiserror::Error;
+use tokio::sync::mpsc;
 
 use super::stage::{Stage, StageActor, StageConfig, StageConfigError, StageHandle};
 
@@ -107,6 +108,28 @@ pub struct StageFailed {
     pub window: Duration,
     /// The failure that exceeded the budget (panic message or error text).
     pub cause: String,
+}
+
+/// Forwards every [`StageFailed`] it receives into a channel.
+struct FailureForwarder(mpsc::UnboundedSender<StageFailed>);
+
+impl Actor for FailureForwarder {
+    type Context = Context<Self>;
+}
+
+impl Handler<StageFailed> for FailureForwarder {
+    type Result = ();
+
+    fn handle(&mut self, msg: StageFailed, _: &mut Context<Self>) {
+        let _ = self.0.send(msg);
+    }
+}
+
+/// A recipient to give stages as `on_failure`, started on the current arbiter, and the
+/// channel where the [`StageFailed`]s it receives arrive (the daemon's or a test's end).
+pub fn failure_channel() -> (Recipient<StageFailed>, mpsc::UnboundedReceiver<StageFailed>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (FailureForwarder(tx).start().recipient(), rx)
 }
 
 /// Starts a stage on the current arbiter under an actix `Supervisor`. `factory` builds the
