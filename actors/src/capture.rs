@@ -70,6 +70,7 @@ pub async fn replay_files(
         board,
         sent: 0,
         dropped: 0,
+        files_done: 0,
     };
     for input in inputs {
         source.read_file(&input).await;
@@ -85,6 +86,8 @@ struct FileSource {
     board: StatsBoard,
     sent: u64,
     dropped: u64,
+    /// Bytes of the files read to the end.
+    files_done: u64,
 }
 
 impl FileSource {
@@ -150,8 +153,8 @@ impl FileSource {
         for i in 0..self.batches.len() {
             self.send(i).await;
         }
-        self.publish(bytes.len() as u64);
-        self.board.lock().capture.bytes_read_done += bytes.len() as u64;
+        self.files_done += bytes.len() as u64;
+        self.publish(0);
     }
 
     async fn send(&mut self, i: usize) {
@@ -172,7 +175,7 @@ impl FileSource {
     fn publish(&self, offset_in_file: u64) {
         let mut board = self.board.lock();
         let c = &mut board.capture;
-        c.bytes_read = c.bytes_read_done + offset_in_file;
+        c.bytes_read = self.files_done + offset_in_file;
         c.frames_sent = self.sent;
         c.frames_dropped = self.dropped;
         c.decode = self.router.stats().clone();
@@ -184,8 +187,6 @@ impl FileSource {
             // for good has been reported by its supervisor already.
             let _ = edge.sender().send(ShardItem::EndOfInput).await;
         }
-        let done = self.board.lock().capture.bytes_read_done;
         self.publish(0);
-        self.board.lock().capture.bytes_read = done;
     }
 }

@@ -53,8 +53,6 @@ impl<T: Merge> Lives<T> {
 pub struct CaptureStats {
     /// Bytes of input read.
     pub bytes_read: u64,
-    /// Bytes of the files already read to the end.
-    pub bytes_read_done: u64,
     /// Input bytes in total.
     pub bytes_total: u64,
     /// Frames routed to shards.

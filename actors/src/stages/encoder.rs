@@ -60,7 +60,13 @@ impl Stage for EncoderStage {
                     serde_json::to_writer(&mut buf, r)?;
                     buf.push(b'\n');
                 }
-                out.send(&self.writer, WriterItem::Bytes(buf));
+                out.send(
+                    &self.writer,
+                    WriterItem::Bytes {
+                        bytes: buf,
+                        records: records.len() as u64,
+                    },
+                );
                 self.served += 1;
                 out.send(
                     &self.reports,

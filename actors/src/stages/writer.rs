@@ -17,7 +17,12 @@ use crate::stats::StatsBoard;
 #[derive(Debug)]
 pub enum WriterItem {
     /// Encoded records.
-    Bytes(Vec<u8>),
+    Bytes {
+        /// JSON lines.
+        bytes: Vec<u8>,
+        /// How many records they hold.
+        records: u64,
+    },
     /// One encoder has sent everything.
     EndOfInput,
 }
@@ -102,8 +107,8 @@ impl Stage for WriterStage {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let result = match item {
-            WriterItem::Bytes(bytes) => {
-                self.records += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            WriterItem::Bytes { bytes, records } => {
+                self.records += records;
                 output.write_all(&bytes)
             }
             WriterItem::EndOfInput => {
