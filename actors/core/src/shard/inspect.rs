@@ -205,7 +205,7 @@ impl FlowState {
         for d in [side, side.other()] {
             let stream = &mut insp.streams[d.index()];
             let new = stream.take_new();
-            if let Some(batch) = cx.work.get_mut(usize::from(session.worker)) {
+            if let Some(batch) = cx.batch(session.worker) {
                 batch.push_data(session.serial, meta.is_from_client(d), new);
             }
             stream.compact(cx.budget);
@@ -246,7 +246,7 @@ impl FlowState {
         if !insp.wants[s] {
             return;
         }
-        if let Some(batch) = cx.work.get_mut(usize::from(session.worker)) {
+        if let Some(batch) = cx.batch(session.worker) {
             batch.push_data(session.serial, meta.is_from_client(side), pkt.payload);
         }
         insp.forwarded[s] = insp.forwarded[s].saturating_add(pkt.payload.len());
