@@ -6,7 +6,8 @@
 //! - [`stages`]: shard, handshake worker, scheduler, encoder and writer stages;
 //! - [`capture`]: the file source; [`batch`]: packet batches;
 //! - [`pipeline`]: starts and connects the stages and runs a replay to the end;
-//! - [`stats`]: where stages publish their counters.
+//! - [`stats`]: where stages publish their counters;
+//! - [`storage`]: the flow store on RocksDB.
 
 pub mod batch;
 pub mod capture;
@@ -14,3 +15,4 @@ pub mod pipeline;
 pub mod runtime;
 pub mod stages;
 pub mod stats;
+pub mod storage;

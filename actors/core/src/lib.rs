@@ -17,3 +17,4 @@ pub mod reassembly;
 pub mod scheduler;
 pub mod shard;
 pub mod stats;
+pub mod storage;

@@ -1,0 +1,285 @@
+//! The flow store over any [`KvEngine`]: writes records with their index entries and
+//! counters in one atomic batch, reads them back, and reports what it holds. Queries are
+//! in [`super::query`], retention in [`super::retention`].
+//!
+//! Invariants:
+//! - a record, all its index entries, its counter increments and the raised `next_seq`
+//!   are one engine batch: after a crash either all are there or none;
+//! - sequence numbers are never reused: each write reserves its range from an atomic
+//!   counter, the batch raises `meta/next_seq` (a max-merge, so batches committing out of
+//!   order cannot lower it), and [`Store::with_engine`] resumes from
+//!   `max(meta next_seq, last stored id's seq + 1)`.
+
+use super::engine::{read_u64_le, EngineBatch, EngineError, Family, FamilySize, KvEngine};
+use super::filter::FilterError;
+use super::keys::{self, FlowId, IndexKey, TopField};
+use flowmesh_schemas::codec::{self, CodecError};
+use flowmesh_schemas::{FlowRecord, Timestamp};
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The Meta key holding the next unused sequence number (little-endian u64).
+pub const META_NEXT_SEQ: &[u8] = b"next_seq";
+
+/// Candidates a query may examine per page before it ends the page with a cursor.
+pub const DEFAULT_SCAN_BUDGET: usize = 1_000_000;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The query's filter is invalid.
+    #[error("invalid flow filter: {0}")]
+    Filter(#[from] FilterError),
+    /// A stored record does not decode.
+    #[error("stored flow {id} is corrupt: {source}")]
+    Corrupt {
+        /// The record's id.
+        id: FlowId,
+        /// Why it does not decode.
+        source: CodecError,
+    },
+}
+
+/// One page of query results.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// Matching flows in ascending id order (first seen, then sequence).
+    pub flows: Vec<(FlowId, FlowRecord)>,
+    /// Where the next page starts (pass it as the cursor); `None` when no more match.
+    /// A page may be shorter than the limit, even empty, and still carry a cursor when
+    /// it ran out of scan budget.
+    pub next_cursor: Option<FlowId>,
+}
+
+/// What the store holds, as far as it and the engine know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Records written through this handle since it was opened.
+    pub records_written: u64,
+    /// The next sequence number to be assigned.
+    pub next_seq: u64,
+    /// Approximate size of each family.
+    pub families: Vec<(Family, FamilySize)>,
+}
+
+/// The flow store. `&self` methods may be called from several threads at once.
+#[derive(Debug)]
+pub struct Store<E: KvEngine> {
+    pub(super) engine: E,
+    next_seq: AtomicU64,
+    written: AtomicU64,
+    pub(super) scan_budget: usize,
+}
+
+impl<E: KvEngine> Store<E> {
+    /// A store on `engine` (empty or holding a store's data), recovering the next
+    /// sequence number.
+    pub fn with_engine(engine: E) -> Result<Self, StoreError> {
+        let meta = read_u64_le(
+            Family::Meta,
+            engine.get(Family::Meta, META_NEXT_SEQ)?.as_deref(),
+        )?;
+        let last = engine
+            .last_key(Family::Flows)?
+            .and_then(|k| FlowId::from_bytes(&k))
+            .map_or(0, |id| id.seq.saturating_add(1));
+        Ok(Store {
+            engine,
+            next_seq: AtomicU64::new(meta.max(last)),
+            written: AtomicU64::new(0),
+            scan_budget: DEFAULT_SCAN_BUDGET,
+        })
+    }
+
+    /// Sets how many candidates one query page may examine (at least 1).
+    pub fn with_scan_budget(mut self, budget: usize) -> Self {
+        self.scan_budget = budget.max(1);
+        self
+    }
+
+    /// The engine underneath (for its own statistics).
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Stores `records` in one atomic batch and returns their ids, in input order.
+    pub fn write(&self, records: &[FlowRecord]) -> Result<Vec<FlowId>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = records.len() as u64;
+        let first = self.next_seq.fetch_add(n, Ordering::Relaxed);
+        let mut batch = self.engine.batch();
+        let mut ids = Vec::with_capacity(records.len());
+        let mut enc = RecordEncoder::default();
+        for (i, record) in records.iter().enumerate() {
+            let id = FlowId::new(record.first_seen, first + i as u64);
+            ids.push(id);
+            enc.add(&mut batch, id, record);
+        }
+        for (key, count) in &enc.counts {
+            batch.add_count(key, *count);
+        }
+        batch.raise_meta(META_NEXT_SEQ, first + n);
+        self.engine.write(batch)?;
+        self.written.fetch_add(n, Ordering::Relaxed);
+        Ok(ids)
+    }
+
+    /// The record stored under `id`.
+    pub fn get(&self, id: FlowId) -> Result<Option<FlowRecord>, StoreError> {
+        self.engine
+            .get(Family::Flows, &id.to_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
+    }
+
+    /// The `limit` most counted values of `field` over the minutes overlapping
+    /// `[since, until)` (whole minutes: `since` rounds down, `until` up), most counted
+    /// first, ties by value. A value's count is the number of flows that had it.
+    pub fn top(
+        &self,
+        field: TopField,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let start = keys::count_prefix(field, keys::minute_of(keys::time_key(since)));
+        let end: Vec<u8> = match until {
+            Some(u) => {
+                let t = keys::time_key(u).saturating_add(keys::NANOS_PER_MINUTE - 1);
+                keys::count_prefix(field, keys::minute_of(t)).to_vec()
+            }
+            None => vec![field.code() + 1],
+        };
+        let mut totals: FxHashMap<Vec<u8>, u64> = FxHashMap::default();
+        let mut bad = None;
+        self.engine
+            .scan(Family::Counts, &start, Some(&end), &mut |k, v| match (
+                keys::split_count_key(k),
+                read_u64_le(Family::Counts, Some(v)),
+            ) {
+                (Some((_, value)), Ok(c)) => {
+                    let t = totals.entry(value.to_vec()).or_default();
+                    *t = t.saturating_add(c);
+                    true
+                }
+                (_, Err(e)) => {
+                    bad = Some(e);
+                    false
+                }
+                (None, Ok(_)) => true,
+            })?;
+        if let Some(e) = bad {
+            return Err(e.into());
+        }
+        let mut top: Vec<(String, u64)> = totals
+            .into_iter()
+            .map(|(k, c)| (String::from_utf8_lossy(&k).into_owned(), c))
+            .collect();
+        top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(limit);
+        Ok(top)
+    }
+
+    /// Counts and approximate sizes.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let families = Family::ALL
+            .iter()
+            .map(|&f| Ok((f, self.engine.family_size(f)?)))
+            .collect::<Result<_, EngineError>>()?;
+        Ok(StoreStats {
+            records_written: self.written.load(Ordering::Relaxed),
+            next_seq: self.next_seq.load(Ordering::Relaxed),
+            families,
+        })
+    }
+}
+
+/// Decodes a stored record.
+pub(super) fn decode(id: FlowId, bytes: &[u8]) -> Result<FlowRecord, StoreError> {
+    codec::decode(bytes).map_err(|source| StoreError::Corrupt { id, source })
+}
+
+/// Turns records into batch operations, reusing its buffers across records.
+#[derive(Default)]
+struct RecordEncoder {
+    /// Counter increments of the whole batch, summed per key (one merge per key).
+    counts: FxHashMap<Vec<u8>, u64>,
+    /// Index entries of the current record, to write each once.
+    seen: Vec<(Family, [u8; 16])>,
+    /// Counts keys of the current record, to count each value once per flow.
+    seen_counts: Vec<Vec<u8>>,
+    key: Vec<u8>,
+}
+
+impl RecordEncoder {
+    fn add<B: EngineBatch>(&mut self, batch: &mut B, id: FlowId, r: &FlowRecord) {
+        batch.put(Family::Flows, &id.to_bytes(), &codec::encode(r));
+        self.seen.clear();
+        self.seen_counts.clear();
+        self.index(batch, Family::Ip, &keys::ip_bytes(r.client_ip), id);
+        self.index(batch, Family::Ip, &keys::ip_bytes(r.server_ip), id);
+        self.index(batch, Family::Port, &r.client_port.to_be_bytes(), id);
+        self.index(batch, Family::Port, &r.server_port.to_be_bytes(), id);
+        if !r.community_id.is_empty() {
+            let h = keys::stable_hash(r.community_id.as_bytes());
+            self.index(batch, Family::CommunityId, &keys::hash_part(h), id);
+        }
+        let minute = keys::minute_of(id.time_ns);
+        for h in &r.handshakes {
+            if let Some(ja3) = &h.ja3_hash {
+                let v = keys::hash_part(keys::stable_hash_lower(ja3));
+                self.index(batch, Family::Ja3, &v, id);
+                self.count(TopField::Ja3, minute, ja3.as_bytes());
+            }
+            if let Some(ja4) = &h.ja4 {
+                let v = keys::hash_part(keys::stable_hash(ja4.as_bytes()));
+                self.index(batch, Family::Ja4, &v, id);
+                self.count(TopField::Ja4, minute, ja4.as_bytes());
+            }
+            if let Some(sni) = &h.sni {
+                let sni = keys::sni_trimmed(sni);
+                let v = keys::hash_part(keys::stable_hash_lower(sni));
+                self.index(batch, Family::Sni, &v, id);
+                let lower = sni.to_ascii_lowercase();
+                self.count(TopField::Sni, minute, lower.as_bytes());
+            }
+            if let Some(ja3s) = &h.ja3s_hash {
+                self.count(TopField::Ja3s, minute, ja3s.as_bytes());
+            }
+            if let Some(ja4s) = &h.ja4s {
+                self.count(TopField::Ja4s, minute, ja4s.as_bytes());
+            }
+        }
+    }
+
+    /// Puts one index entry unless this record already has it.
+    fn index<B: EngineBatch>(&mut self, batch: &mut B, family: Family, value: &[u8], id: FlowId) {
+        let mut v = [0u8; 16];
+        v[..value.len()].copy_from_slice(value);
+        if self.seen.contains(&(family, v)) {
+            return;
+        }
+        self.seen.push((family, v));
+        batch.put(family, IndexKey::new(value, id).as_bytes(), &[]);
+    }
+
+    /// Counts `value` for `field` once per record.
+    fn count(&mut self, field: TopField, minute: u32, value: &[u8]) {
+        keys::count_key(&mut self.key, field, minute, value);
+        if self.seen_counts.contains(&self.key) {
+            return;
+        }
+        self.seen_counts.push(self.key.clone());
+        match self.counts.get_mut(self.key.as_slice()) {
+            Some(c) => *c += 1,
+            None => {
+                self.counts.insert(self.key.clone(), 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! [`RocksEngine`]: the flow store's [`KvEngine`] on RocksDB.
+//!
+//! One column family per [`Family`], each zstd-compressed (bottommost level too). The WAL
+//! is always on: with [`SyncPolicy::None`] a batch is in the WAL (the OS page cache) when
+//! `write` returns, which survives the process being killed (`kill -9`) but not a power
+//! loss or kernel crash; with [`SyncPolicy::EveryBatch`] each batch is fsynced first.
+//! `counts` adds little-endian u64 operands (merge operator `flowmesh.u64add`), `meta`
+//! keeps the largest (`flowmesh.u64max`), and the index families carry a compaction
+//! filter dropping entries whose time field (`key[len-16..len-8]`) is below the shared
+//! retention cutoff.
+
+use flowmesh_core::storage::keys::index_key_time;
+use flowmesh_core::storage::{EngineBatch, EngineError, Family, FamilySize, KvEngine};
+use rocksdb::compaction_filter::Decision;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    MergeOperands, Options, WriteOptions, DB,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// When a write batch is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Written to the WAL, not fsynced per batch: survives `kill -9`, not power loss.
+    #[default]
+    None,
+    /// Each batch's WAL write is fsynced before `write` returns: survives power loss.
+    EveryBatch,
+}
+
+/// RocksDB tuning of the flow store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// WAL fsync policy.
+    pub sync: SyncPolicy,
+    /// Shared block cache in MiB.
+    pub block_cache_mb: usize,
+    /// Memtable size per column family in MiB (the flows family gets this, the others
+    /// a quarter).
+    pub write_buffer_mb: usize,
+    /// Memtables per column family before writes stall.
+    pub max_write_buffers: i32,
+    /// Background flush and compaction threads.
+    pub background_jobs: i32,
+    /// Collect RocksDB statistics (tickers in [`EngineProperties`]); costs a few percent.
+    pub statistics: bool,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            sync: SyncPolicy::None,
+            block_cache_mb: 256,
+            write_buffer_mb: 64,
+            max_write_buffers: 4,
+            background_jobs: 2,
+            statistics: true,
+        }
+    }
+}
+
+/// Why the RocksDB engine failed to open.
+#[derive(Debug, thiserror::Error)]
+pub enum RocksError {
+    /// The directory is locked by another process.
+    #[error("cannot open flow store at {dir}: {cause} (is another flowmesh running with this data dir?)")]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// RocksDB's message.
+        cause: String,
+    },
+    /// Any other open failure.
+    #[error("cannot open flow store at {dir}: {cause}")]
+    Open {
+        /// The data directory.
+        dir: PathBuf,
+        /// RocksDB's message.
+        cause: String,
+    },
+}
+
+impl From<RocksError> for EngineError {
+    fn from(e: RocksError) -> Self {
+        EngineError::Open(e.to_string())
+    }
+}
+
+/// Per-family RocksDB properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FamilyProperties {
+    /// `rocksdb.estimate-num-keys`.
+    pub estimate_num_keys: u64,
+    /// `rocksdb.total-sst-files-size` (including obsolete files not yet deleted).
+    pub total_sst_files_size: u64,
+    /// `rocksdb.live-sst-files-size`.
+    pub live_sst_files_size: u64,
+    /// `rocksdb.cur-size-all-mem-tables`.
+    pub cur_size_all_mem_tables: u64,
+}
+
+/// Engine-wide RocksDB figures, for export as metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngineProperties {
+    /// Properties of each family.
+    pub families: Vec<(Family, FamilyProperties)>,
+    /// Statistics tickers (`rocksdb.bytes.written`, `rocksdb.wal.synced`, …) when
+    /// statistics are enabled.
+    pub tickers: Vec<(&'static str, u64)>,
+}
+
+/// Tickers reported by [`RocksEngine::properties`].
+pub const TICKERS: [&str; 8] = [
+    "rocksdb.bytes.written",
+    "rocksdb.bytes.read",
+    "rocksdb.wal.synced",
+    "rocksdb.wal.bytes",
+    "rocksdb.compact.read.bytes",
+    "rocksdb.compact.write.bytes",
+    "rocksdb.flush.write.bytes",
+    "rocksdb.stall.micros",
+];
+
+/// The flow store's RocksDB database.
+pub struct RocksEngine {
+    db: DB,
+    dir: PathBuf,
+    sync: SyncPolicy,
+    statistics: Option<Options>,
+    index_cutoff: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for RocksEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksEngine")
+            .field("dir", &self.dir)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+fn u64_add(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    let mut sum = existing.map_or(0, le_u64);
+    for op in ops.iter() {
+        sum = sum.wrapping_add(le_u64(op));
+    }
+    Some(sum.to_le_bytes().to_vec())
+}
+
+fn u64_max(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    let mut max = existing.map_or(0, le_u64);
+    for op in ops.iter() {
+        max = max.max(le_u64(op));
+    }
+    Some(max.to_le_bytes().to_vec())
+}
+
+/// A little-endian u64; a value of another length (never written by the store) counts 0.
+fn le_u64(b: &[u8]) -> u64 {
+    b.try_into().map_or(0, u64::from_le_bytes)
+}
+
+fn io(e: rocksdb::Error) -> EngineError {
+    EngineError::Io(e.into_string())
+}
+
+impl RocksEngine {
+    /// Opens (creating if needed) the store in `dir` with every column family.
+    pub fn open(dir: &Path, options: &StorageOptions) -> Result<Self, RocksError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(options.background_jobs.max(1));
+        db_opts.set_bytes_per_sync(1 << 20);
+        if options.statistics {
+            db_opts.enable_statistics();
+        }
+        let cache = Cache::new_lru_cache(options.block_cache_mb.max(1) << 20).map_err(|e| {
+            RocksError::Open {
+                dir: dir.to_path_buf(),
+                cause: e.into_string(),
+            }
+        })?;
+        let index_cutoff = Arc::new(AtomicU64::new(0));
+        let descriptors: Vec<ColumnFamilyDescriptor> = Family::ALL
+            .iter()
+            .map(|&f| {
+                ColumnFamilyDescriptor::new(
+                    f.name(),
+                    family_options(f, options, &cache, &index_cutoff),
+                )
+            })
+            .collect();
+        let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|e| {
+            let cause = e.clone().into_string();
+            let dir = dir.to_path_buf();
+            if cause.contains("lock") || cause.contains("LOCK") {
+                RocksError::Locked { dir, cause }
+            } else {
+                RocksError::Open { dir, cause }
+            }
+        })?;
+        Ok(RocksEngine {
+            db,
+            dir: dir.to_path_buf(),
+            sync: options.sync,
+            statistics: options.statistics.then_some(db_opts),
+            index_cutoff,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn cf(&self, family: Family) -> Result<&ColumnFamily, EngineError> {
+        self.db.cf_handle(family.name()).ok_or_else(|| {
+            EngineError::Io(format!(
+                "column family {} missing in {}",
+                family.name(),
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// Per-family properties and statistics tickers, for metrics.
+    pub fn properties(&self) -> Result<EngineProperties, EngineError> {
+        let mut families = Vec::with_capacity(Family::ALL.len());
+        for f in Family::ALL {
+            let cf = self.cf(f)?;
+            let p = |name: &str| -> Result<u64, EngineError> {
+                Ok(self
+                    .db
+                    .property_int_value_cf(cf, name)
+                    .map_err(io)?
+                    .unwrap_or(0))
+            };
+            families.push((
+                f,
+                FamilyProperties {
+                    estimate_num_keys: p("rocksdb.estimate-num-keys")?,
+                    total_sst_files_size: p("rocksdb.total-sst-files-size")?,
+                    live_sst_files_size: p("rocksdb.live-sst-files-size")?,
+                    cur_size_all_mem_tables: p("rocksdb.cur-size-all-mem-tables")?,
+                },
+            ));
+        }
+        let tickers = self
+            .statistics
+            .as_ref()
+            .and_then(Options::get_statistics)
+            .map(|text| parse_tickers(&text))
+            .unwrap_or_default();
+        Ok(EngineProperties { families, tickers })
+    }
+
+    /// Flushes every memtable to SST files (for tests and clean shutdowns).
+    pub fn flush(&self) -> Result<(), EngineError> {
+        for f in Family::ALL {
+            self.db.flush_cf(self.cf(f)?).map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the [`TICKERS`] counts from RocksDB's statistics dump
+/// (lines `rocksdb.bytes.written COUNT : 123`).
+fn parse_tickers(text: &str) -> Vec<(&'static str, u64)> {
+    TICKERS
+        .iter()
+        .filter_map(|&name| {
+            text.lines().find_map(|line| {
+                let rest = line
+                    .strip_prefix(name)?
+                    .trim_start()
+                    .strip_prefix("COUNT")?;
+                let n = rest.trim_start().strip_prefix(':')?.trim().parse().ok()?;
+                Some((name, n))
+            })
+        })
+        .collect()
+}
+
+fn family_options(
+    family: Family,
+    options: &StorageOptions,
+    cache: &Cache,
+    index_cutoff: &Arc<AtomicU64>,
+) -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(DBCompressionType::Zstd);
+    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    let mb = options.write_buffer_mb.max(1) << 20;
+    match family {
+        Family::Flows => {
+            o.set_write_buffer_size(mb);
+            table.set_block_size(16 << 10);
+        }
+        _ => o.set_write_buffer_size((mb / 4).max(1 << 20)),
+    }
+    o.set_max_write_buffer_number(options.max_write_buffers.max(2));
+    o.set_block_based_table_factory(&table);
+    match family {
+        Family::Counts => o.set_merge_operator_associative("flowmesh.u64add", u64_add),
+        Family::Meta => o.set_merge_operator_associative("flowmesh.u64max", u64_max),
+        f if f.is_index() => {
+            let cutoff = Arc::clone(index_cutoff);
+            o.set_compaction_filter(
+                "flowmesh.index_retention",
+                move |_level, key: &[u8], _value: &[u8]| {
+                    let limit = cutoff.load(Ordering::Relaxed);
+                    match index_key_time(key) {
+                        Some(t) if t < limit => Decision::Remove,
+                        _ => Decision::Keep,
+                    }
+                },
+            );
+        }
+        _ => {}
+    }
+    o
+}
+
+/// Operation tag of a [`RocksBatch`] entry.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Put,
+    Merge,
+}
+
+/// [`RocksEngine`]'s batch: operations in one byte arena, turned into a RocksDB
+/// `WriteBatch` at write time (where the column family handles are at hand).
+#[derive(Debug, Default)]
+pub struct RocksBatch {
+    ops: Vec<(Family, Op, u32, u32)>,
+    data: Vec<u8>,
+}
+
+impl RocksBatch {
+    fn push(&mut self, family: Family, op: Op, key: &[u8], value: &[u8]) {
+        self.data.extend_from_slice(key);
+        self.data.extend_from_slice(value);
+        // Keys and values of flow records are far below 4 GiB.
+        self.ops
+            .push((family, op, key.len() as u32, value.len() as u32));
+    }
+}
+
+impl EngineBatch for RocksBatch {
+    fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
+        self.push(family, Op::Put, key, value);
+    }
+
+    fn add_count(&mut self, key: &[u8], delta: u64) {
+        self.push(Family::Counts, Op::Merge, key, &delta.to_le_bytes());
+    }
+
+    fn raise_meta(&mut self, key: &[u8], value: u64) {
+        self.push(Family::Meta, Op::Merge, key, &value.to_le_bytes());
+    }
+
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+}
+
+impl KvEngine for RocksEngine {
+    type Batch = RocksBatch;
+
+    fn batch(&self) -> RocksBatch {
+        RocksBatch::default()
+    }
+
+    fn write(&self, batch: RocksBatch) -> Result<(), EngineError> {
+        let mut cfs: Vec<&ColumnFamily> = Vec::with_capacity(Family::ALL.len());
+        for f in Family::ALL {
+            cfs.push(self.cf(f)?);
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        let mut at = 0usize;
+        for (family, op, klen, vlen) in batch.ops {
+            let (k, v) = (klen as usize, vlen as usize);
+            let key = &batch.data[at..at + k];
+            let value = &batch.data[at + k..at + k + v];
+            at += k + v;
+            let cf = cfs[family.index()];
+            match op {
+                Op::Put => wb.put_cf(cf, key, value),
+                Op::Merge => wb.merge_cf(cf, key, value),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync == SyncPolicy::EveryBatch);
+        self.db.write_opt(wb, &wo).map_err(io)
+    }
+
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.db.get_cf(self.cf(family)?, key).map_err(io)
+    }
+
+    fn multi_get(
+        &self,
+        family: Family,
+        keys: &[[u8; 16]],
+    ) -> Result<Vec<Option<Vec<u8>>>, EngineError> {
+        let cf = self.cf(family)?;
+        self.db
+            .batched_multi_get_cf(cf, keys.iter(), true)
+            .into_iter()
+            .map(|r| r.map(|v| v.map(|s| s.to_vec())).map_err(io))
+            .collect()
+    }
+
+    fn scan(
+        &self,
+        family: Family,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        let mut ro = rocksdb::ReadOptions::default();
+        if let Some(end) = end {
+            if end <= start {
+                return Ok(());
+            }
+            ro.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(family)?, ro);
+        it.seek(start);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !visit(k, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(io)
+    }
+
+    fn last_key(&self, family: Family) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(family)?);
+        it.seek_to_last();
+        let key = it.key().map(<[u8]>::to_vec);
+        it.status().map_err(io)?;
+        Ok(key)
+    }
+
+    fn delete_range(&self, family: Family, start: &[u8], end: &[u8]) -> Result<(), EngineError> {
+        if end <= start {
+            return Ok(());
+        }
+        self.db
+            .delete_range_cf(self.cf(family)?, start, end)
+            .map_err(io)
+    }
+
+    fn set_index_cutoff(&self, cutoff_ns: u64) {
+        self.index_cutoff.fetch_max(cutoff_ns, Ordering::Relaxed);
+    }
+
+    fn compact(
+        &self,
+        family: Family,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Result<(), EngineError> {
+        let mut co = rocksdb::CompactOptions::default();
+        // Run the compaction filter on the last level too, so retention reaches every entry.
+        co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        self.db
+            .compact_range_cf_opt(self.cf(family)?, start, end, &co);
+        Ok(())
+    }
+
+    fn family_size(&self, family: Family) -> Result<FamilySize, EngineError> {
+        let cf = self.cf(family)?;
+        let p = |name: &str| -> Result<u64, EngineError> {
+            Ok(self
+                .db
+                .property_int_value_cf(cf, name)
+                .map_err(io)?
+                .unwrap_or(0))
+        };
+        Ok(FamilySize {
+            keys: p("rocksdb.estimate-num-keys")?,
+            bytes: p("rocksdb.live-sst-files-size")? + p("rocksdb.cur-size-all-mem-tables")?,
+        })
+    }
+
+    fn disk_bytes(&self) -> Result<u64, EngineError> {
+        let mut total = 0;
+        for f in Family::ALL {
+            total += self
+                .db
+                .property_int_value_cf(self.cf(f)?, "rocksdb.live-sst-files-size")
+                .map_err(io)?
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickers_parse_from_the_statistics_dump() {
+        let text = "rocksdb.block.cache.miss COUNT : 7\nrocksdb.bytes.written COUNT : 1234\n\
+                    rocksdb.wal.synced COUNT : 3\nrocksdb.db.get.micros P50 : 1.0";
+        let t = parse_tickers(text);
+        assert!(t.contains(&("rocksdb.bytes.written", 1234)));
+        assert!(t.contains(&("rocksdb.wal.synced", 3)));
+        assert!(!t.iter().any(|(n, _)| *n == "rocksdb.bytes.read"));
+    }
+}
