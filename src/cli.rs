@@ -18,6 +18,87 @@ pub struct Cli {
 pub enum Command {
     /// Read pcap/pcapng files and print one JSON flow record per line.
     Replay(ReplayArgs),
+    /// Run the daemon: ingest captures into the flow store, serve the admin API.
+    Run(RunArgs),
+    /// Query the flows of a running daemon.
+    Query(QueryArgs),
+    /// Check a configuration file and print the configuration it gives.
+    CheckConfig(CheckConfigArgs),
+}
+
+/// Arguments of `flowmesh run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Configuration file, overlaid on the embedded defaults (config/flowmesh.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory (overrides daemon.data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin API address (overrides api.listen), e.g. 127.0.0.1:8765; port 0 picks one.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// Arguments of `flowmesh check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// The file to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Output formats of `query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned columns.
+    Table,
+    /// The API's flow objects, one per line.
+    Json,
+}
+
+/// Arguments of `flowmesh query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The daemon's admin API.
+    #[arg(long, default_value = "http://127.0.0.1:8765", env = "FLOWMESH_SERVER")]
+    pub server: String,
+    /// First packet at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// First packet before this time (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Client or server address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Client or server address in this network (10.0.0.0/8).
+    #[arg(long)]
+    pub cidr: Option<String>,
+    /// Client or server port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// tcp, udp, icmp, icmpv6 or ip-N.
+    #[arg(long)]
+    pub transport: Option<String>,
+    /// SNI of any handshake.
+    #[arg(long)]
+    pub sni: Option<String>,
+    /// JA3 hash of any handshake.
+    #[arg(long)]
+    pub ja3: Option<String>,
+    /// JA4 of any handshake.
+    #[arg(long)]
+    pub ja4: Option<String>,
+    /// Community ID.
+    #[arg(long)]
+    pub community_id: Option<String>,
+    /// Flows to print at most.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
 }
 
 /// Output formats of `replay`.

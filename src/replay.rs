@@ -2,48 +2,28 @@
 //! lines.
 
 use crate::cli::ReplayArgs;
+use crate::config::PipelineConfig;
 use crate::summary::{Progress, Summary};
 use anyhow::{Context, Result};
 use flowmesh_actors::batch::MappedInput;
 use flowmesh_actors::pipeline::{replay, ReplayConfig};
-use flowmesh_core::flow::FlowTableConfig;
-use flowmesh_core::handshake::WorkerConfig;
-use flowmesh_core::reassembly::ReassemblyConfig;
-use flowmesh_core::shard::ShardConfig;
+use flowmesh_actors::stages::Output;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The pipeline settings the arguments ask for. Table and memory caps are totals, split
-/// evenly over the shards.
+/// The pipeline settings the arguments ask for.
 fn replay_config(args: &ReplayArgs) -> ReplayConfig {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = args.shards.map_or(cores, usize::from).max(1);
-    let workers = args.workers.map_or(shards, usize::from).max(1);
-    let per_shard = |total: usize| total.div_ceil(shards).max(1);
-    ReplayConfig {
-        shards,
-        workers,
-        encoders: shards,
-        shard: ShardConfig {
-            flows: FlowTableConfig {
-                capacity: per_shard(args.max_flows),
-                ..FlowTableConfig::default()
-            },
-            reassembly: ReassemblyConfig {
-                depth: args.depth,
-                ..ReassemblyConfig::default()
-            },
-            reassembly_memcap: per_shard(args.reassembly_memcap_mb.saturating_mul(1 << 20)),
-            ..ShardConfig::default()
-        },
-        worker: WorkerConfig {
-            fingerprints: args.fingerprints,
-            ..WorkerConfig::default()
-        },
-        ..ReplayConfig::default()
+    PipelineConfig {
+        shards: args.shards.unwrap_or(0),
+        workers: args.workers.unwrap_or(0),
+        max_flows: args.max_flows,
+        reassembly_memcap_mb: args.reassembly_memcap_mb,
+        depth: args.depth,
+        fingerprints: Vec::new(),
     }
+    .replay_config(args.fingerprints)
 }
 
 /// Runs `flowmesh replay`.
@@ -67,7 +47,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let progress = Arc::new(Mutex::new(Progress::new(!args.quiet, total_bytes)));
     let ticker = {
         let progress = Arc::clone(&progress);
-        Box::new(move |board: &flowmesh_actors::stats::Board| {
+        Box::new(move |board: &flowmesh_actors::stats::Board, _: &[_]| {
             if let Ok(mut p) = progress.lock() {
                 p.tick(board);
             }
@@ -76,7 +56,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let report = replay(
         cfg,
         inputs,
-        output,
+        Output::JsonLines(output),
         Some((Duration::from_millis(500), ticker)),
     )?;
     if let Ok(mut p) = progress.lock() {

@@ -12,6 +12,7 @@
 //! - Expiry ticks of the one [`ExpiryClock`] go into every shard's batch at the same point
 //!   of the packet stream, so flows end the same way whatever the number of shards.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use flowmesh_core::capture::CaptureReader;
@@ -52,12 +53,14 @@ fn prefetch(bytes: &[u8], at: usize) {
 const PUBLISH_EVERY: u64 = 1 << 14;
 
 /// Replays `inputs` into `shards` (indexed by shard). Returns when every batch and every
-/// `EndOfInput` is enqueued (or a shard has failed for good).
+/// `EndOfInput` is enqueued (or a shard has failed for good). When `stop` turns true, reading
+/// ends at the next check (every [`PUBLISH_EVERY`] frames) as if the input ended there.
 pub async fn replay_files(
     inputs: Vec<Arc<MappedInput>>,
     shards: Vec<Edge<ShardItem>>,
     decode: DecodeConfig,
     expire_interval_ns: i64,
+    stop: Option<Arc<AtomicBool>>,
     board: StatsBoard,
 ) {
     let mut source = FileSource {
@@ -71,9 +74,12 @@ pub async fn replay_files(
         sent: 0,
         dropped: 0,
         files_done: 0,
+        stop,
     };
     for input in inputs {
-        source.read_file(&input).await;
+        if !source.read_file(&input).await {
+            break;
+        }
     }
     source.finish().await;
 }
@@ -88,15 +94,21 @@ struct FileSource {
     dropped: u64,
     /// Bytes of the files read to the end.
     files_done: u64,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl FileSource {
-    async fn read_file(&mut self, input: &Arc<MappedInput>) {
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Reads one file into the batches; `false` when told to stop.
+    async fn read_file(&mut self, input: &Arc<MappedInput>) -> bool {
         let bytes = input.bytes();
         let base = bytes.as_ptr() as usize;
         let Ok(mut reader) = CaptureReader::new(bytes) else {
             // Checked when the file was opened.
-            return;
+            return true;
         };
         let n = self.shards.len().max(1) as u64;
         let mut chunk = Arc::new(Chunk::new(Arc::clone(input), 0, CHUNK_BYTES));
@@ -111,7 +123,9 @@ impl FileSource {
                         "{}: {e}; kept the records read so far",
                         input.path().display()
                     );
-                    self.board.lock().capture.warnings.push(warning);
+                    let mut board = self.board.lock();
+                    board.capture.warnings.push(warning);
+                    board.capture.stopped = true;
                     break;
                 }
             };
@@ -147,6 +161,16 @@ impl FileSource {
             frames += 1;
             if frames.is_multiple_of(PUBLISH_EVERY) {
                 self.publish(reader.offset() as u64);
+                if self.stopped() {
+                    let warning = format!(
+                        "{}: stopped after {frames} frames; kept the records read so far",
+                        input.path().display()
+                    );
+                    let mut board = self.board.lock();
+                    board.capture.warnings.push(warning);
+                    board.capture.stopped = true;
+                    break;
+                }
             }
         }
         // A batch points into one file: cut them all at its end.
@@ -155,6 +179,7 @@ impl FileSource {
         }
         self.files_done += bytes.len() as u64;
         self.publish(0);
+        !self.stopped()
     }
 
     async fn send(&mut self, i: usize) {

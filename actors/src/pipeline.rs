@@ -6,7 +6,7 @@
 //! without more threads than cores; the writer and the capture source have a thread each
 //! (they block on I/O); the scheduler runs on the system arbiter.
 
-use std::io::Write;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use crate::runtime::{
     StageConfig, StageConfigError, StageCounters, StageFailed,
 };
 use crate::stages::worker::WorkerEdges;
-use crate::stages::writer::WriterShared;
+use crate::stages::writer::{Output, WriterShared};
 use crate::stages::{EncoderStage, Fault, SchedulerStage, ShardStage, WorkerStage, WriterStage};
 use crate::stats::{Board, StatsBoard};
 
@@ -49,6 +49,9 @@ pub struct ReplayConfig {
     pub shard_queue: usize,
     /// Test-only: make a shard panic.
     pub fault: Option<Arc<Fault>>,
+    /// When set, the capture stops reading at the next check (every few thousand frames);
+    /// the pipeline then ends every flow with `end_of_input` and drains as usual.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ReplayConfig {
@@ -63,6 +66,7 @@ impl Default for ReplayConfig {
             restart: RestartPolicy::default(),
             shard_queue: 32,
             fault: None,
+            stop: None,
         }
     }
 }
@@ -95,14 +99,15 @@ pub struct ReplayReport {
     pub elapsed: Duration,
 }
 
-/// A progress callback, called about every `interval` with the board.
-pub type ProgressFn = Box<dyn FnMut(&Board) + Send>;
+/// A progress callback, called about every `interval` with the board and every stage's
+/// queue and supervision counters.
+pub type ProgressFn = Box<dyn FnMut(&Board, &[StageCounters]) + Send>;
 
-/// Replays `inputs` through the pipeline, writing JSON lines to `output`.
+/// Replays `inputs` through the pipeline into `output`.
 pub fn replay(
     cfg: ReplayConfig,
     inputs: Vec<MappedInput>,
-    output: Box<dyn Write + Send>,
+    output: Output,
     progress: Option<(Duration, ProgressFn)>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
@@ -126,7 +131,7 @@ fn name(kind: &str, i: usize) -> &'static str {
 async fn run(
     cfg: ReplayConfig,
     inputs: Vec<MappedInput>,
-    output: Box<dyn Write + Send>,
+    output: Output,
     board: StatsBoard,
     mut progress: Option<(Duration, ProgressFn)>,
 ) -> Result<Vec<StageCounters>, ReplayError> {
@@ -144,6 +149,7 @@ async fn run(
     let on = |i: usize| -> ArbiterHandle { arbiters[i % n].handle() };
     let writer_arbiter = Arbiter::new();
 
+    let json = output.wants_json();
     let shared = WriterShared::new(output, done_tx);
     let writer = {
         let board = board.clone();
@@ -174,7 +180,7 @@ async fn run(
         encoders.push(start_stage_in_arbiter(
             &on(i),
             stage(name("encoder", i)),
-            move || EncoderStage::new(i, to_writer.clone(), reports.clone()),
+            move || EncoderStage::new(i, json, to_writer.clone(), reports.clone()),
             on_failure.clone(),
         )?);
     }
@@ -265,8 +271,26 @@ async fn run(
         to_shards,
         cfg.decode,
         cfg.shard.expire_interval_ns,
+        cfg.stop.clone(),
         board.clone(),
     ));
+
+    // Every stage's counters, in pipeline order (stages that stopped answering are left out).
+    let snapshot = || async {
+        let mut counters = Vec::new();
+        for s in &shards {
+            counters.extend(s.counters().await.ok());
+        }
+        for w in &workers {
+            counters.extend(w.counters().await.ok());
+        }
+        counters.extend(scheduler.counters().await.ok());
+        for e in &encoders {
+            counters.extend(e.counters().await.ok());
+        }
+        counters.extend(writer.counters().await.ok());
+        counters
+    };
 
     let mut done_rx = done_rx;
     let mut ticker = progress
@@ -284,27 +308,19 @@ async fn run(
                 None => Err(ReplayError::Stopped),
             },
             _ = async { match ticker.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending::<()>().await } } => {
+                let counters = snapshot().await;
                 if let Some((_, f)) = progress.as_mut() {
-                    f(&board.lock());
+                    f(&board.lock(), &counters);
                 }
             }
         }
     };
 
-    let mut counters = Vec::new();
-    if outcome.is_ok() {
-        for s in &shards {
-            counters.extend(s.counters().await.ok());
-        }
-        for w in &workers {
-            counters.extend(w.counters().await.ok());
-        }
-        counters.extend(scheduler.counters().await.ok());
-        for e in &encoders {
-            counters.extend(e.counters().await.ok());
-        }
-        counters.extend(writer.counters().await.ok());
-    }
+    let counters = if outcome.is_ok() {
+        snapshot().await
+    } else {
+        Vec::new()
+    };
     for a in arbiters.iter().chain([&writer_arbiter, &capture_arbiter]) {
         a.stop();
     }

@@ -63,6 +63,8 @@ pub struct CaptureStats {
     pub decode: DecodeStats,
     /// Files that ended early (cut short), with the reason.
     pub warnings: Vec<String>,
+    /// Reading stopped early because the pipeline was told to stop.
+    pub stopped: bool,
 }
 
 /// Everything the pipeline's stages published.

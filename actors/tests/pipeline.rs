@@ -10,7 +10,7 @@ use std::time::Duration;
 use flowmesh_actors::batch::MappedInput;
 use flowmesh_actors::pipeline::{replay, ReplayConfig, ReplayError, ReplayReport};
 use flowmesh_actors::runtime::{reason, RestartPolicy};
-use flowmesh_actors::stages::Fault;
+use flowmesh_actors::stages::{Fault, Output};
 use flowmesh_schemas::flow::Endpoint;
 use flowmesh_schemas::{FlowKey, FlowRecord};
 
@@ -48,7 +48,7 @@ fn run(cfg: ReplayConfig) -> (Result<ReplayReport, ReplayError>, Vec<FlowRecord>
         .map(|p| MappedInput::open(p).expect("corpus file opens"))
         .collect();
     let buf = SharedBuf::default();
-    let result = replay(cfg, inputs, Box::new(buf.clone()), None);
+    let result = replay(cfg, inputs, Output::JsonLines(Box::new(buf.clone())), None);
     let text = String::from_utf8(buf.0.lock().expect("buffer lock").clone()).expect("utf-8");
     let records = text
         .lines()

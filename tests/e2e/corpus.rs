@@ -4,8 +4,8 @@ use crate::support::{corpus_dir, replay};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-const CLIENT_FIELDS: [&str; 5] = ["sni", "alpn", "ja3", "ja3_hash", "ja4"];
-const SERVER_FIELDS: [&str; 6] = [
+pub(crate) const CLIENT_FIELDS: [&str; 5] = ["sni", "alpn", "ja3", "ja3_hash", "ja4"];
+pub(crate) const SERVER_FIELDS: [&str; 6] = [
     "ja3s",
     "ja3s_hash",
     "ja4s",
@@ -14,7 +14,7 @@ const SERVER_FIELDS: [&str; 6] = [
     "server_hello_is_hrr",
 ];
 
-fn load_expected() -> Vec<Value> {
+pub(crate) fn load_expected() -> Vec<Value> {
     let text = std::fs::read_to_string(corpus_dir().join("expected.jsonl"))
         .expect("expected.jsonl readable");
     text.lines()
@@ -23,7 +23,7 @@ fn load_expected() -> Vec<Value> {
         .collect()
 }
 
-fn record_matches(rec: &Value, row: &Value) -> bool {
+pub(crate) fn record_matches(rec: &Value, row: &Value) -> bool {
     let transport_ok = match row["transport"].as_str() {
         Some("quic") => rec["transport"] == "udp" && rec["l7"] == "quic",
         Some(t) => rec["transport"] == t,
@@ -49,7 +49,7 @@ fn is_absent(v: &Value) -> bool {
 }
 
 /// Checks one side of one row; returns a list of mismatches.
-fn check_side(row: &Value, hs: Option<&Value>, fields: &[&str], expect: &Value) -> Vec<String> {
+pub(crate) fn check_side(row: &Value, hs: Option<&Value>, fields: &[&str], expect: &Value) -> Vec<String> {
     let mut bad = Vec::new();
     for f in fields {
         let got = hs.map_or(Value::Null, |h| h[*f].clone());

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `flowmesh` binary: one test binary, a module per area.
 
 mod corpus;
+mod daemon;
 mod replay_cli;
 mod support;

@@ -1,6 +1,7 @@
-//! The encoder stage: turns flow records into JSON lines for the writer. Several run side
-//! by side (the scheduler balances them), so encoding scales with the shards while the one
-//! writer only copies bytes.
+//! The encoder stage: turns flow records into JSON lines for the writer (or passes them
+//! through whole when the output stores records). Several run side by side (the scheduler
+//! balances them), so encoding scales with the shards while the one writer only copies
+//! bytes.
 
 use std::time::Instant;
 
@@ -29,6 +30,8 @@ pub struct EncodeError(#[from] serde_json::Error);
 #[derive(Debug)]
 pub struct EncoderStage {
     index: usize,
+    /// Encode to JSON lines (else pass records through).
+    json: bool,
     writer: Edge<WriterItem>,
     /// The scheduler's high queue, droppable (service reports).
     reports: Edge<SchedulerItem>,
@@ -36,10 +39,17 @@ pub struct EncoderStage {
 }
 
 impl EncoderStage {
-    /// Encoder `index`, writing to `writer` and reporting to `reports`.
-    pub fn new(index: usize, writer: Edge<WriterItem>, reports: Edge<SchedulerItem>) -> Self {
+    /// Encoder `index`, writing JSON lines (`json`) or whole records to `writer` and
+    /// reporting to `reports`.
+    pub fn new(
+        index: usize,
+        json: bool,
+        writer: Edge<WriterItem>,
+        reports: Edge<SchedulerItem>,
+    ) -> Self {
         EncoderStage {
             index,
+            json,
             writer,
             reports,
             served: 0,
@@ -55,25 +65,28 @@ impl Stage for EncoderStage {
         match item {
             EncoderItem::Records(records) => {
                 let started = Instant::now();
-                let mut buf = Vec::with_capacity(records.len() * 512);
-                for r in &records {
-                    serde_json::to_writer(&mut buf, r)?;
-                    buf.push(b'\n');
-                }
-                out.send(
-                    &self.writer,
+                let items = records.len() as u64;
+                let item = if self.json {
+                    let mut buf = Vec::with_capacity(records.len() * 512);
+                    for r in &records {
+                        serde_json::to_writer(&mut buf, r)?;
+                        buf.push(b'\n');
+                    }
                     WriterItem::Bytes {
                         bytes: buf,
-                        records: records.len() as u64,
-                    },
-                );
+                        records: items,
+                    }
+                } else {
+                    WriterItem::Records(records)
+                };
+                out.send(&self.writer, item);
                 self.served += 1;
                 out.send(
                     &self.reports,
                     SchedulerItem::Service {
                         encoder: self.index,
                         served: self.served,
-                        items: records.len() as u64,
+                        items,
                         elapsed_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
                     },
                 );

@@ -14,7 +14,7 @@
 //! | [`SchedulerItem::Service`] | high | droppable (a lost report only ages the estimate) |
 //! | [`SchedulerItem::EndOfInput`] | low | must-deliver |
 //! | [`EncoderItem::Records`] / [`EncoderItem::EndOfInput`] | low | must-deliver |
-//! | [`WriterItem::Bytes`] / [`WriterItem::EndOfInput`] | low | must-deliver |
+//! | [`WriterItem::Bytes`] / [`WriterItem::Records`] / [`WriterItem::EndOfInput`] | low | must-deliver |
 //!
 //! End of input travels the same queues as the data before it, so a stage that has seen
 //! an `EndOfInput` from every producer has seen all their data.
@@ -29,4 +29,4 @@ pub use encoder::{EncoderItem, EncoderStage};
 pub use scheduler::{SchedulerItem, SchedulerStage};
 pub use shard::{Fault, ShardItem, ShardStage};
 pub use worker::{WorkerItem, WorkerStage};
-pub use writer::{WriterItem, WriterStage};
+pub use writer::{Output, RecordSink, WriterItem, WriterStage};

@@ -1,11 +1,15 @@
-//! The writer stage: the one place output bytes are written. Runs on its own thread, since
-//! writing can block (ARCHITECTURE §3: blocking work never shares a packet arbiter).
+//! The writer stage: the one place output is written — JSON lines to a stream for
+//! `replay`, whole records to a [`RecordSink`] (the daemon's flow store). Runs on its own
+//! thread, since writing can block (ARCHITECTURE §3: blocking work never shares a packet
+//! arbiter).
 //!
 //! Owns the output (shared with its restarts) and the completion signal: once every encoder
 //! has sent its `EndOfInput`, it flushes and reports how writing went.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use flowmesh_schemas::FlowRecord;
 
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -23,6 +27,8 @@ pub enum WriterItem {
         /// How many records they hold.
         records: u64,
     },
+    /// Records for a [`RecordSink`].
+    Records(Vec<FlowRecord>),
     /// One encoder has sent everything.
     EndOfInput,
 }
@@ -32,9 +38,60 @@ pub enum WriterItem {
 #[error("writer failed")]
 pub struct WriterError;
 
+/// Stores whole flow records (the daemon's flow store).
+pub trait RecordSink: Send {
+    /// Stores `records`; returns once they are committed.
+    fn write(&mut self, records: &[FlowRecord]) -> io::Result<()>;
+}
+
+/// Where a pipeline's records go.
+pub enum Output {
+    /// JSON lines to a byte stream; the encoders produce the lines.
+    JsonLines(Box<dyn Write + Send>),
+    /// Whole records to a sink; the encoders pass them through.
+    Records(Box<dyn RecordSink>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::JsonLines(_) => "Output::JsonLines",
+            Output::Records(_) => "Output::Records",
+        })
+    }
+}
+
+impl Output {
+    /// Encoders turn records into JSON lines for this output.
+    pub fn wants_json(&self) -> bool {
+        matches!(self, Output::JsonLines(_))
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Output::JsonLines(w) => w.write_all(bytes),
+            Output::Records(_) => Err(io::Error::other("JSON lines sent to a record sink")),
+        }
+    }
+
+    fn write_records(&mut self, records: &[FlowRecord]) -> io::Result<()> {
+        match self {
+            Output::Records(sink) => sink.write(records),
+            Output::JsonLines(_) => Err(io::Error::other("records sent to a JSON-lines output")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::JsonLines(w) => w.flush(),
+            Output::Records(_) => Ok(()),
+        }
+    }
+}
+
 /// The output and the completion signal, shared by the writer's lives.
 pub struct WriterShared {
-    output: Mutex<Box<dyn Write + Send>>,
+    output: Mutex<Output>,
     done: Mutex<Option<oneshot::Sender<std::io::Result<()>>>>,
 }
 
@@ -46,10 +103,7 @@ impl std::fmt::Debug for WriterShared {
 
 impl WriterShared {
     /// Writes to `output`; the result of the run goes to `done`.
-    pub fn new(
-        output: Box<dyn Write + Send>,
-        done: oneshot::Sender<std::io::Result<()>>,
-    ) -> Arc<Self> {
+    pub fn new(output: Output, done: oneshot::Sender<std::io::Result<()>>) -> Arc<Self> {
         Arc::new(WriterShared {
             output: Mutex::new(output),
             done: Mutex::new(Some(done)),
@@ -109,7 +163,11 @@ impl Stage for WriterStage {
         let result = match item {
             WriterItem::Bytes { bytes, records } => {
                 self.records += records;
-                output.write_all(&bytes)
+                output.write_bytes(&bytes)
+            }
+            WriterItem::Records(records) => {
+                self.records += records.len() as u64;
+                output.write_records(&records)
             }
             WriterItem::EndOfInput => {
                 self.ended += 1;

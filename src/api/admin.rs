@@ -1,0 +1,198 @@
+//! `POST /ingest/pcap`, `GET /stats`, `GET /actors`, the health probes and `/metrics`.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
+
+use actix_web::{web, HttpResponse};
+use flowmesh_actors::runtime::{QueueCounters, StageCounters};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::daemon::ingest::{IngestError, Job, Origin};
+
+/// Removes an upload's file when the request ends, however it ends.
+struct Upload(std::path::PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `POST /api/v1/ingest/pcap`: the body is a pcap or pcapng file. Answers once every record
+/// of it is stored.
+pub async fn ingest(
+    state: web::Data<AppState>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state
+        .config
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .api
+        .max_upload_mb
+        .saturating_mul(1 << 20);
+    let n = state.uploads.fetch_add(1, Ordering::Relaxed);
+    let upload = Upload(state.incoming.join(format!(".upload-{}-{n}", std::process::id())));
+    let mut file = std::fs::File::create(&upload.0)
+        .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", upload.0.display())))?;
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("bad_body", format!("the upload broke off: {e}"))
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError {
+                status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!(
+                    "the capture is larger than api.max_upload_mb ({} MiB); split it or drop it into the spool directory",
+                    limit >> 20
+                ),
+            });
+        }
+        file.write_all(&chunk)
+            .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
+    }
+    file.flush()
+        .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
+    drop(file);
+    if size == 0 {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            "the body is empty; send a pcap or pcapng file (Content-Type: application/vnd.tcpdump.pcap)",
+        ));
+    }
+    let (tx, rx) = oneshot::channel();
+    state.ingestor.try_submit(Job {
+        path: upload.0.clone(),
+        origin: Origin::Upload,
+        reply: tx,
+    });
+    let result = rx
+        .await
+        .map_err(|_| ApiError::internal("the ingest thread stopped"))?;
+    match result {
+        Ok(ingested) if ingested.interrupted => Err(ApiError::unavailable(
+            "interrupted",
+            format!(
+                "flowmesh is shutting down: {} flows of the start of this capture were stored; the rest was not read",
+                ingested.flows
+            ),
+        )),
+        Ok(ingested) => Ok(HttpResponse::Ok().json(ingested)),
+        Err(IngestError::Input(m)) => Err(ApiError::bad_request(
+            "bad_capture",
+            m.replace(&upload.0.display().to_string(), "the uploaded file"),
+        )),
+        Err(e @ IngestError::Busy) => Err(ApiError::unavailable("busy", e.to_string())),
+        Err(e @ IngestError::ShuttingDown) => {
+            Err(ApiError::unavailable("shutting_down", e.to_string()))
+        }
+        Err(e @ IngestError::Pipeline(_)) => Err(ApiError::internal(e)),
+    }
+}
+
+/// `GET /api/v1/stats`.
+pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let stored = web::block(move || store.stats())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let status = state.ingestor.status();
+    let families: serde_json::Map<String, serde_json::Value> = stored
+        .families
+        .iter()
+        .map(|(family, size)| {
+            (
+                family.name().to_string(),
+                json!({ "keys": size.keys, "bytes": size.bytes }),
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "ingest": {
+            "files": status.files,
+            "failed_files": status.failed,
+            "current": status.current.as_ref().map(|(path, origin)| json!({
+                "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "origin": origin,
+            })),
+            "packets": status.totals.packets,
+            "flows": status.totals.flows,
+            "handshakes": status.totals.handshakes,
+        },
+        "store": {
+            "records_written": stored.records_written,
+            "next_seq": stored.next_seq,
+            "families": families,
+        },
+    })))
+}
+
+fn queue(q: &QueueCounters) -> serde_json::Value {
+    let dropped: serde_json::Map<String, serde_json::Value> = q
+        .dropped
+        .iter()
+        .map(|(r, n)| (r.to_string(), json!(n)))
+        .collect();
+    json!({
+        "capacity": q.capacity,
+        "depth": q.depth,
+        "enqueued": q.enqueued,
+        "served": q.served,
+        "dropped": dropped,
+    })
+}
+
+fn stage(s: &StageCounters) -> serde_json::Value {
+    json!({
+        "stage": s.stage,
+        "high": queue(&s.high),
+        "low": queue(&s.low),
+        "restarts": s.restarts,
+        "panics": s.panics,
+        "errors": s.errors,
+        "failed": s.failed,
+    })
+}
+
+/// `GET /api/v1/actors`: the stages of the pipeline ingesting now, or of the last one.
+pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
+    let status = state.ingestor.status();
+    HttpResponse::Ok().json(json!({
+        "running": status.current.is_some(),
+        "stages": status.stages.iter().map(stage).collect::<Vec<_>>(),
+    }))
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store is open and ingest accepts work (not while shutting down).
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.ready.load(Ordering::Relaxed) {
+        Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+    } else {
+        Err(ApiError::unavailable(
+            "not_ready",
+            "flowmesh is starting or shutting down",
+        ))
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.prometheus.render())
+}

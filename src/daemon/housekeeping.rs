@@ -1,0 +1,113 @@
+//! Housekeeping on its own thread: retention of the flow store (by age and by size, every
+//! `storage.retention_interval_s`), RocksDB properties published as gauges, and the
+//! Prometheus recorder's upkeep.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use flowmesh_actors::storage::FlowStore;
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Config;
+
+/// How often RocksDB properties are published.
+const PROPERTIES_EVERY: Duration = Duration::from_secs(5);
+
+/// The housekeeping thread.
+#[derive(Debug)]
+pub struct Housekeeping {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Housekeeping {
+    /// Starts the thread.
+    pub fn start(
+        config: Arc<RwLock<Config>>,
+        store: Arc<FlowStore>,
+        prometheus: PrometheusHandle,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("housekeeping".into())
+                .spawn(move || run(&config, &store, &prometheus, &stop))?
+        };
+        Ok(Housekeeping {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread (after a retention run in progress).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(config: &RwLock<Config>, store: &FlowStore, prometheus: &PrometheusHandle, stop: &AtomicBool) {
+    let mut last_retention = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let storage = config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .storage
+            .clone();
+        if last_retention.elapsed() >= Duration::from_secs(storage.retention_interval_s) {
+            last_retention = Instant::now();
+            retention(store, storage.max_age_hours, storage.max_size_mb);
+        }
+        publish_properties(store);
+        prometheus.run_upkeep();
+        let until = Instant::now() + PROPERTIES_EVERY;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// RocksDB's per-family properties and statistics tickers as gauges.
+fn publish_properties(store: &FlowStore) {
+    let Ok(props) = store.engine().properties() else {
+        return;
+    };
+    for (family, p) in &props.families {
+        for (name, value) in [
+            ("estimate-num-keys", p.estimate_num_keys),
+            ("total-sst-files-size", p.total_sst_files_size),
+            ("live-sst-files-size", p.live_sst_files_size),
+            ("cur-size-all-mem-tables", p.cur_size_all_mem_tables),
+        ] {
+            gauge!("flowmesh_rocksdb_property", "family" => family.name(), "name" => name)
+                .set(value as f64);
+        }
+    }
+    for (name, value) in &props.tickers {
+        gauge!("flowmesh_rocksdb_property", "family" => "all", "name" => *name).set(*value as f64);
+    }
+}
+
+fn retention(store: &FlowStore, max_age_hours: u64, max_size_mb: u64) {
+    let max_age = (max_age_hours > 0).then(|| Duration::from_secs(max_age_hours * 3600));
+    let max_bytes = (max_size_mb > 0).then_some(max_size_mb << 20);
+    if max_age.is_none() && max_bytes.is_none() {
+        return;
+    }
+    match store.apply_retention(crate::api::now(), max_age, max_bytes) {
+        Ok(report) => {
+            if report.size_rounds > 0 {
+                counter!("flowmesh_storage_retention_size_rounds_total")
+                    .increment(u64::from(report.size_rounds));
+            }
+            tracing::debug!(?report, "retention");
+        }
+        Err(e) => tracing::error!(error = %e, "retention failed; will retry"),
+    }
+}

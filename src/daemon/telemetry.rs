@@ -1,0 +1,176 @@
+//! Prometheus metrics of the daemon (ARCHITECTURE §7): names `flowmesh_<stage>_<what>_<unit>`,
+//! counters ending in `_total`. Pipeline counters are published as deltas of the stats
+//! board on each progress tick and at the end of each capture file, never per packet.
+
+use std::collections::HashMap;
+
+use flowmesh_actors::runtime::StageCounters;
+use flowmesh_actors::stats::Board;
+use flowmesh_core::stats::ReasonCounts;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Installs the process-wide Prometheus recorder and describes every metric.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ],
+        )?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!(
+        "flowmesh_capture_packets_total",
+        Unit::Count,
+        "Frames read from capture sources."
+    );
+    describe_counter!(
+        "flowmesh_capture_bytes_total",
+        Unit::Bytes,
+        "Bytes of frames (on the wire) the shards counted."
+    );
+    describe_counter!(
+        "flowmesh_capture_dropped_packets_total",
+        Unit::Count,
+        "Frames dropped before or while decoding, by reason."
+    );
+    describe_counter!(
+        "flowmesh_flows_total",
+        Unit::Count,
+        "Flow records emitted by the shards."
+    );
+    describe_counter!(
+        "flowmesh_handshakes_total",
+        Unit::Count,
+        "TLS/QUIC handshakes fingerprinted."
+    );
+    describe_counter!(
+        "flowmesh_handshake_errors_total",
+        Unit::Count,
+        "Malformed or incomplete handshakes, by kind and reason."
+    );
+    describe_gauge!(
+        "flowmesh_stage_queue_depth",
+        Unit::Count,
+        "Items waiting in a stage's queue (stage, queue=high|low)."
+    );
+    describe_counter!(
+        "flowmesh_stage_dropped_total",
+        Unit::Count,
+        "Items a stage's queue dropped, by stage, queue and reason."
+    );
+    describe_counter!(
+        "flowmesh_stage_restarts_total",
+        Unit::Count,
+        "Supervisor restarts of a stage."
+    );
+    describe_counter!(
+        "flowmesh_ingest_files_total",
+        Unit::Count,
+        "Capture files ingested, by origin (spool|upload) and result (ok|failed|interrupted)."
+    );
+    describe_counter!(
+        "flowmesh_storage_records_total",
+        Unit::Count,
+        "Flow records committed to the store."
+    );
+    describe_histogram!(
+        "flowmesh_storage_write_seconds",
+        Unit::Seconds,
+        "Time to commit one batch of records (one RocksDB WriteBatch)."
+    );
+    describe_counter!(
+        "flowmesh_storage_retention_size_rounds_total",
+        Unit::Count,
+        "Rounds in which retention dropped the oldest flows because the store was over storage.max_size_mb."
+    );
+    describe_gauge!(
+        "flowmesh_rocksdb_property",
+        Unit::Count,
+        "RocksDB properties and statistics tickers by family and name."
+    );
+}
+
+/// What one capture file's pipeline has published so far, to turn cumulative board and
+/// stage counters into metric increments.
+#[derive(Debug, Default)]
+pub struct JobMetrics {
+    last: HashMap<String, u64>,
+}
+
+impl JobMetrics {
+    /// How much `key` grew since it was last seen at a value (counters only grow).
+    fn delta(&mut self, key: String, now: u64) -> u64 {
+        let last = self.last.entry(key).or_insert(0);
+        let d = now.saturating_sub(*last);
+        *last = now.max(*last);
+        d
+    }
+
+    /// Publishes what `board` and `stages` counted since the last call.
+    pub fn publish(&mut self, board: &Board, stages: &[StageCounters]) {
+        let s = board.shards_total();
+        let w = board.workers_total();
+        for (name, now) in [
+            ("flowmesh_capture_packets_total", board.capture.decode.frames),
+            ("flowmesh_capture_bytes_total", s.bytes),
+            ("flowmesh_flows_total", s.records_total()),
+            ("flowmesh_handshakes_total", w.handshakes),
+        ] {
+            counter!(name).increment(self.delta(name.to_string(), now));
+        }
+
+        let mut drops = ReasonCounts::default();
+        for (reason, n) in board.capture.decode.drops() {
+            drops.add(reason.as_str(), n);
+        }
+        drops.merge(&s.decode_drops);
+        for (reason, n) in drops.sorted() {
+            let d = self.delta(format!("drop/{reason}"), n);
+            counter!("flowmesh_capture_dropped_packets_total", "reason" => reason).increment(d);
+        }
+
+        let mut sessions = s.sessions.clone();
+        sessions.merge(&w.sessions);
+        for (kind, counts) in [
+            ("malformed", &sessions.malformed),
+            ("incomplete", &sessions.incomplete),
+        ] {
+            for (reason, n) in counts.sorted() {
+                let d = self.delta(format!("{kind}/{reason}"), n);
+                counter!("flowmesh_handshake_errors_total", "kind" => kind, "reason" => reason)
+                    .increment(d);
+            }
+        }
+
+        for st in stages {
+            for (queue, q) in [("high", &st.high), ("low", &st.low)] {
+                gauge!("flowmesh_stage_queue_depth", "stage" => st.stage, "queue" => queue)
+                    .set(q.depth as f64);
+                for (reason, n) in q.dropped.iter() {
+                    let d = self.delta(format!("{}/{queue}/{reason}", st.stage), n);
+                    counter!("flowmesh_stage_dropped_total", "stage" => st.stage, "queue" => queue, "reason" => reason)
+                        .increment(d);
+                }
+            }
+            let d = self.delta(format!("{}/restarts", st.stage), st.restarts);
+            counter!("flowmesh_stage_restarts_total", "stage" => st.stage).increment(d);
+        }
+    }
+
+    /// The end of a file: its stages are gone, so their queues are empty.
+    pub fn finish(&self, stages: &[StageCounters]) {
+        for st in stages {
+            for queue in ["high", "low"] {
+                gauge!("flowmesh_stage_queue_depth", "stage" => st.stage, "queue" => queue).set(0.0);
+            }
+        }
+    }
+}
