@@ -272,8 +272,12 @@ impl Config {
 
     /// Semantic checks the types cannot express; `(key, message)` on failure.
     fn validate(&self) -> Result<(), (&'static str, String)> {
-        self.listen_addr()
-            .map_err(|e| ("api.listen", format!("{e}; expected an address like 127.0.0.1:8765")))?;
+        self.listen_addr().map_err(|e| {
+            (
+                "api.listen",
+                format!("{e}; expected an address like 127.0.0.1:8765"),
+            )
+        })?;
         self.pipeline
             .fingerprint_set()
             .map_err(|e| ("pipeline.fingerprints", e))?;
@@ -380,13 +384,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// An error about `key`, placed at the key's line when the user's file sets it.
-fn locate_key(
-    text: &str,
-    name: &str,
-    keys: &[KeySpan],
-    key: &str,
-    message: String,
-) -> ConfigError {
+fn locate_key(text: &str, name: &str, keys: &[KeySpan], key: &str, message: String) -> ConfigError {
     let (line, column) = keys
         .iter()
         .find(|(k, _)| k == key)

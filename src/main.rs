@@ -44,7 +44,9 @@ impl LogReload {
             Ok(f) => {
                 let _ = self.handle.reload(f);
             }
-            Err(e) => tracing::error!(error = %e, "log.level {directives:?} is not a filter; kept the previous one"),
+            Err(e) => {
+                tracing::error!(error = %e, "log.level {directives:?} is not a filter; kept the previous one")
+            }
         }
     }
 }

@@ -55,9 +55,12 @@ pub fn run(args: &QueryArgs) -> Result<()> {
         if let Some(c) = &cursor {
             req = req.query("cursor", c);
         }
-        let mut resp = req
-            .call()
-            .with_context(|| format!("cannot reach flowmesh at {} (is `flowmesh run` up?)", args.server))?;
+        let mut resp = req.call().with_context(|| {
+            format!(
+                "cannot reach flowmesh at {} (is `flowmesh run` up?)",
+                args.server
+            )
+        })?;
         let status = resp.status();
         let body: Value = resp
             .body_mut()
@@ -88,7 +91,16 @@ pub fn run(args: &QueryArgs) -> Result<()> {
 fn row_header() -> String {
     format!(
         "{:<32} {:<30} {:<5} {:<41} {:<41} {:<30} {:<36} {:>8} {:>10} {}",
-        "FLOW_ID", "FIRST_SEEN", "PROTO", "CLIENT", "SERVER", "SNI", "JA4", "PACKETS", "BYTES", "END"
+        "FLOW_ID",
+        "FIRST_SEEN",
+        "PROTO",
+        "CLIENT",
+        "SERVER",
+        "SNI",
+        "JA4",
+        "PACKETS",
+        "BYTES",
+        "END"
     )
 }
 
@@ -103,12 +115,7 @@ fn endpoint(ip: &Value, port: &Value) -> String {
 
 fn row(f: &Value) -> String {
     let first = f["handshakes"].as_array().and_then(|h| h.first());
-    let hs = |k: &str| {
-        first
-            .and_then(|h| h[k].as_str())
-            .unwrap_or("-")
-            .to_string()
-    };
+    let hs = |k: &str| first.and_then(|h| h[k].as_str()).unwrap_or("-").to_string();
     let packets = f["packets_c2s"].as_u64().unwrap_or(0) + f["packets_s2c"].as_u64().unwrap_or(0);
     let bytes = f["bytes_c2s"].as_u64().unwrap_or(0) + f["bytes_s2c"].as_u64().unwrap_or(0);
     format!(

@@ -99,7 +99,9 @@ struct FileSource {
 
 impl FileSource {
     fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Reads one file into the batches; `false` when told to stop.

@@ -37,14 +37,17 @@ pub async fn ingest(
         .max_upload_mb
         .saturating_mul(1 << 20);
     let n = state.uploads.fetch_add(1, Ordering::Relaxed);
-    let upload = Upload(state.incoming.join(format!(".upload-{}-{n}", std::process::id())));
+    let upload = Upload(
+        state
+            .incoming
+            .join(format!(".upload-{}-{n}", std::process::id())),
+    );
     let mut file = std::fs::File::create(&upload.0)
         .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", upload.0.display())))?;
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("bad_body", format!("the upload broke off: {e}"))
-        })?;
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("bad_body", format!("the upload broke off: {e}")))?;
         size += chunk.len() as u64;
         if size > limit {
             return Err(ApiError {

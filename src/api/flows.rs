@@ -84,7 +84,9 @@ fn time_param(name: &str, v: &Option<String>) -> Result<Option<Timestamp>, ApiEr
             parse_time(s).ok_or_else(|| {
                 ApiError::bad_parameter(
                     name,
-                    format!("{s:?} is not a time; use RFC 3339 (2024-05-01T12:00:00Z) or Unix seconds"),
+                    format!(
+                        "{s:?} is not a time; use RFC 3339 (2024-05-01T12:00:00Z) or Unix seconds"
+                    ),
                 )
             })
         })
@@ -223,7 +225,11 @@ pub async fn get(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no flow {id} (expired by retention, or never stored)")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no flow {id} (expired by retention, or never stored)"
+            ))
+        })?;
     Ok(HttpResponse::Ok().json(StoredFlow {
         flow_id: id.to_string(),
         record: &record,
@@ -238,7 +244,9 @@ pub async fn top(
     let field: TopField = params
         .field
         .as_deref()
-        .ok_or_else(|| ApiError::bad_parameter("field", "is required (ja3, ja3s, ja4, ja4s or sni)"))?
+        .ok_or_else(|| {
+            ApiError::bad_parameter("field", "is required (ja3, ja3s, ja4, ja4s or sni)")
+        })?
         .parse()
         .map_err(|e| ApiError::bad_parameter("field", e))?;
     let until = time_param("until", &params.until)?;
@@ -248,7 +256,8 @@ pub async fn top(
             .unwrap_or_else(super::now)
             .add_nanos(-DEFAULT_TOP_WINDOW_NS),
     };
-    let limit = number::<usize>("limit", &params.limit, "a positive integer")?.unwrap_or(DEFAULT_TOP);
+    let limit =
+        number::<usize>("limit", &params.limit, "a positive integer")?.unwrap_or(DEFAULT_TOP);
     if limit == 0 || limit > MAX_TOP {
         return Err(ApiError::bad_parameter(
             "limit",
@@ -326,8 +335,11 @@ mod tests {
         assert!(error(&[("limit", "0")]).contains("between 1 and 1000"));
         assert!(error(&[("limit", "1001")]).contains("between 1 and 1000"));
         assert!(error(&[("cursor", "zz")]).contains("`cursor`"));
-        assert!(error(&[("from", "2024-05-02T00:00:00Z"), ("to", "2024-05-01T00:00:00Z")])
-            .contains("after `from`"));
+        assert!(error(&[
+            ("from", "2024-05-02T00:00:00Z"),
+            ("to", "2024-05-01T00:00:00Z")
+        ])
+        .contains("after `from`"));
         assert!(error(&[("sni", "")]).contains("empty"));
         let unknown = params(&[("jа4", "x")]).expect_err("unknown parameter");
         assert!(unknown.contains("unknown field"), "{unknown}");

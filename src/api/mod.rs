@@ -68,7 +68,10 @@ pub fn now() -> Timestamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    Timestamp::from_parts(i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos())
+    Timestamp::from_parts(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
 }
 
 async fn openapi() -> HttpResponse {
@@ -88,10 +91,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let allowed: Vec<&str> = ROUTES
         .iter()
-        .filter(|(_, p)| {
-            req.match_pattern()
-                .is_some_and(|pattern| pattern == *p)
-        })
+        .filter(|(_, p)| req.match_pattern().is_some_and(|pattern| pattern == *p))
         .map(|(m, _)| *m)
         .collect();
     actix_web::ResponseError::error_response(&ApiError {

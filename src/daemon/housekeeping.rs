@@ -52,7 +52,12 @@ impl Housekeeping {
     }
 }
 
-fn run(config: &RwLock<Config>, store: &FlowStore, prometheus: &PrometheusHandle, stop: &AtomicBool) {
+fn run(
+    config: &RwLock<Config>,
+    store: &FlowStore,
+    prometheus: &PrometheusHandle,
+    stop: &AtomicBool,
+) {
     let mut last_retention = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let storage = config

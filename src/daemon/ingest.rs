@@ -12,7 +12,7 @@
 //! jobs still queued.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -59,7 +59,7 @@ impl Origin {
 pub struct Ingested {
     /// Flow records stored.
     pub flows: u64,
-    /// Handshakes fingerprinted.
+    /// Handshakes (ClientHellos) in the stored records, malformed ones included.
     pub handshakes: u64,
     /// Frames read.
     pub packets: u64,
@@ -121,9 +121,10 @@ pub struct Ingestor {
     status: Arc<Mutex<IngestStatus>>,
 }
 
-/// Commits every batch of records to the store.
+/// Commits every batch of records to the store, counting the handshakes it stored.
 struct StoreSink {
     store: Arc<FlowStore>,
+    handshakes: Arc<AtomicU64>,
 }
 
 impl RecordSink for StoreSink {
@@ -132,6 +133,9 @@ impl RecordSink for StoreSink {
         self.store.write(records).map_err(std::io::Error::other)?;
         histogram!("flowmesh_storage_write_seconds").record(started.elapsed().as_secs_f64());
         counter!("flowmesh_storage_records_total").increment(records.len() as u64);
+        let handshakes: usize = records.iter().map(|r| r.handshakes.len()).sum();
+        self.handshakes
+            .fetch_add(handshakes as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -236,7 +240,10 @@ fn serve(
             continue;
         }
         lock(&status).current = Some((job.path.clone(), job.origin));
-        let cfg = config.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let cfg = config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let started = Instant::now();
         let result = ingest_file(&job.path, &cfg, &store, &stop, &status);
         let outcome = match &result {
@@ -284,10 +291,7 @@ fn ingest_file(
     status: &Arc<Mutex<IngestStatus>>,
 ) -> Result<Ingested, IngestError> {
     let input = MappedInput::open(path).map_err(|e| IngestError::Input(e.to_string()))?;
-    let fingerprints = cfg
-        .pipeline
-        .fingerprint_set()
-        .map_err(IngestError::Input)?;
+    let fingerprints = cfg.pipeline.fingerprint_set().map_err(IngestError::Input)?;
     let mut pipeline = cfg.pipeline.replay_config(fingerprints);
     pipeline.stop = Some(Arc::clone(stop));
     let metrics = Arc::new(Mutex::new(JobMetrics::default()));
@@ -303,8 +307,10 @@ fn ingest_file(
             },
         )
     };
+    let handshakes = Arc::new(AtomicU64::new(0));
     let output = Output::Records(Box::new(StoreSink {
         store: Arc::clone(store),
+        handshakes: Arc::clone(&handshakes),
     }));
     let report = replay(
         pipeline,
@@ -320,7 +326,7 @@ fn ingest_file(
     lock(status).stages = report.stages.clone();
     Ok(Ingested {
         flows: report.board.records_written,
-        handshakes: report.board.workers_total().handshakes,
+        handshakes: handshakes.load(Ordering::Relaxed),
         packets: report.board.capture.decode.frames,
         interrupted: report.board.capture.stopped,
         warnings: report.board.capture.warnings.clone(),

@@ -44,9 +44,9 @@ fn load(args: &RunArgs) -> Result<Config> {
     }
     if let Some(listen) = &args.listen {
         config.api.listen = listen.clone();
-        config
-            .listen_addr()
-            .with_context(|| format!("--listen {listen}: expected an address like 127.0.0.1:8765"))?;
+        config.listen_addr().with_context(|| {
+            format!("--listen {listen}: expected an address like 127.0.0.1:8765")
+        })?;
     }
     Ok(config)
 }
@@ -160,7 +160,10 @@ async fn serve(
     let running = actix_web::rt::spawn(server);
     ready.store(true, Ordering::Relaxed);
     tracing::info!(address = %bound, "admin API listening");
-    eprintln!("flowmesh: admin API on http://{bound}/api/v1, spool {}", data_dir.join("spool").display());
+    eprintln!(
+        "flowmesh: admin API on http://{bound}/api/v1, spool {}",
+        data_dir.join("spool").display()
+    );
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -206,7 +209,8 @@ fn reload(path: Option<&Path>, config: &RwLock<Config>, log: &LogReload) {
     if new.capture.source != current.capture.source {
         tracing::warn!("SIGHUP: capture.source changed; restart flowmesh to use it");
     }
-    let storage_fixed = |s: &crate::config::StorageConfig| (s.sync, s.block_cache_mb, s.write_buffer_mb);
+    let storage_fixed =
+        |s: &crate::config::StorageConfig| (s.sync, s.block_cache_mb, s.write_buffer_mb);
     if storage_fixed(&new.storage) != storage_fixed(&current.storage) {
         tracing::warn!("SIGHUP: storage.sync, block_cache_mb or write_buffer_mb changed; restart flowmesh to use them");
     }

@@ -188,7 +188,9 @@ fn ingest(dirs: &SpoolDirs, path: &Path, after: SpoolAfter, ingestor: &Ingestor)
         },
         Err(super::ingest::IngestError::ShuttingDown) => return,
         Err(e) => {
-            let note = dirs.failed.join(format!("{}.error", name.to_string_lossy()));
+            let note = dirs
+                .failed
+                .join(format!("{}.error", name.to_string_lossy()));
             let _ = fs::write(&note, format!("{e}\n"));
             fs::rename(path, dirs.failed.join(name))
         }
@@ -197,7 +199,9 @@ fn ingest(dirs: &SpoolDirs, path: &Path, after: SpoolAfter, ingestor: &Ingestor)
         // Left in place it would be ingested again and again: hide it under a dot-name,
         // which the watcher skips.
         tracing::error!(file = %path.display(), error = %e, "cannot move the file out of the spool; renamed to .NAME.stuck so it is not ingested again");
-        let hidden = dirs.inbox.join(format!(".{}.stuck", name.to_string_lossy()));
+        let hidden = dirs
+            .inbox
+            .join(format!(".{}.stuck", name.to_string_lossy()));
         let _ = fs::rename(path, hidden);
     }
 }

@@ -119,7 +119,10 @@ impl JobMetrics {
         let s = board.shards_total();
         let w = board.workers_total();
         for (name, now) in [
-            ("flowmesh_capture_packets_total", board.capture.decode.frames),
+            (
+                "flowmesh_capture_packets_total",
+                board.capture.decode.frames,
+            ),
             ("flowmesh_capture_bytes_total", s.bytes),
             ("flowmesh_flows_total", s.records_total()),
             ("flowmesh_handshakes_total", w.handshakes),
@@ -169,7 +172,8 @@ impl JobMetrics {
     pub fn finish(&self, stages: &[StageCounters]) {
         for st in stages {
             for queue in ["high", "low"] {
-                gauge!("flowmesh_stage_queue_depth", "stage" => st.stage, "queue" => queue).set(0.0);
+                gauge!("flowmesh_stage_queue_depth", "stage" => st.stage, "queue" => queue)
+                    .set(0.0);
             }
         }
     }

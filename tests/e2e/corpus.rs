@@ -49,7 +49,12 @@ fn is_absent(v: &Value) -> bool {
 }
 
 /// Checks one side of one row; returns a list of mismatches.
-pub(crate) fn check_side(row: &Value, hs: Option<&Value>, fields: &[&str], expect: &Value) -> Vec<String> {
+pub(crate) fn check_side(
+    row: &Value,
+    hs: Option<&Value>,
+    fields: &[&str],
+    expect: &Value,
+) -> Vec<String> {
     let mut bad = Vec::new();
     for f in fields {
         let got = hs.map_or(Value::Null, |h| h[*f].clone());

@@ -10,7 +10,10 @@ fn assert_error(daemon: &Daemon, method: &str, path: &str, status: u16, code: &s
     assert_eq!(a.status, status, "{method} {path}: {}", a.body);
     assert_eq!(a.body["code"], code, "{method} {path}: {}", a.body);
     let message = a.body["message"].as_str().unwrap_or_default();
-    assert!(message.contains(says), "{method} {path}: {message:?} should mention {says:?}");
+    assert!(
+        message.contains(says),
+        "{method} {path}: {message:?} should mention {says:?}"
+    );
 }
 
 #[test]
@@ -34,16 +37,86 @@ fn every_documented_route_answers_and_bad_requests_get_json_errors() {
         }
     }
 
-    assert_error(&daemon, "GET", "/api/v1/nothing", 404, "not_found", "/api/v1/nothing");
-    assert_error(&daemon, "DELETE", "/api/v1/flows", 405, "method_not_allowed", "GET");
-    assert_error(&daemon, "GET", "/api/v1/flows?ip=10.1", 400, "bad_parameter", "`ip`");
-    assert_error(&daemon, "GET", "/api/v1/flows?cidr=10.0.0.0/40", 400, "bad_parameter", "`cidr`");
-    assert_error(&daemon, "GET", "/api/v1/flows?port=http", 400, "bad_parameter", "`port`");
-    assert_error(&daemon, "GET", "/api/v1/flows?from=tomorrow", 400, "bad_parameter", "RFC 3339");
-    assert_error(&daemon, "GET", "/api/v1/flows?limit=100000", 400, "bad_parameter", "`limit`");
-    assert_error(&daemon, "GET", "/api/v1/flows?cursor=nope", 400, "bad_parameter", "`cursor`");
-    assert_error(&daemon, "GET", "/api/v1/flows?ja4x=1", 400, "bad_parameter", "ja4x");
-    assert_error(&daemon, "GET", "/api/v1/flows/xyz", 400, "bad_parameter", "`id`");
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/nothing",
+        404,
+        "not_found",
+        "/api/v1/nothing",
+    );
+    assert_error(
+        &daemon,
+        "DELETE",
+        "/api/v1/flows",
+        405,
+        "method_not_allowed",
+        "GET",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?ip=10.1",
+        400,
+        "bad_parameter",
+        "`ip`",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?cidr=10.0.0.0/40",
+        400,
+        "bad_parameter",
+        "`cidr`",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?port=http",
+        400,
+        "bad_parameter",
+        "`port`",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?from=tomorrow",
+        400,
+        "bad_parameter",
+        "RFC 3339",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?limit=100000",
+        400,
+        "bad_parameter",
+        "`limit`",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?cursor=nope",
+        400,
+        "bad_parameter",
+        "`cursor`",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows?ja4x=1",
+        400,
+        "bad_parameter",
+        "ja4x",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/flows/xyz",
+        400,
+        "bad_parameter",
+        "`id`",
+    );
     assert_error(
         &daemon,
         "GET",
@@ -52,13 +125,41 @@ fn every_documented_route_answers_and_bad_requests_get_json_errors() {
         "not_found",
         "00000000000000000000000000000001",
     );
-    assert_error(&daemon, "GET", "/api/v1/fingerprints/top", 400, "bad_parameter", "`field`");
-    assert_error(&daemon, "GET", "/api/v1/fingerprints/top?field=md5", 400, "bad_parameter", "md5");
-    assert_error(&daemon, "POST", "/api/v1/ingest/pcap", 400, "bad_body", "empty");
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/fingerprints/top",
+        400,
+        "bad_parameter",
+        "`field`",
+    );
+    assert_error(
+        &daemon,
+        "GET",
+        "/api/v1/fingerprints/top?field=md5",
+        400,
+        "bad_parameter",
+        "md5",
+    );
+    assert_error(
+        &daemon,
+        "POST",
+        "/api/v1/ingest/pcap",
+        400,
+        "bad_body",
+        "empty",
+    );
     let junk = daemon.ingest(b"GET / HTTP/1.1\r\n\r\nthis is not a capture file at all");
     assert_eq!(junk.status, 400, "{}", junk.body);
     assert_eq!(junk.body["code"], "bad_capture");
-    assert!(!junk.body["message"].as_str().unwrap_or_default().contains(".upload"), "{}", junk.body);
+    assert!(
+        !junk.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(".upload"),
+        "{}",
+        junk.body
+    );
 
     assert_eq!(daemon.get("/healthz").status, 200);
     assert_eq!(daemon.get("/readyz").status, 200);
@@ -109,7 +210,11 @@ fn sighup_reloads_what_can_change_and_keeps_the_rest() {
     daemon.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while daemon.get("/api/v1/flows?limit=500").status != 400 {
-        assert!(Instant::now() < deadline, "max_page not reloaded:\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "max_page not reloaded:\n{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Still serving on the address it bound: listen needs a restart.
@@ -120,7 +225,11 @@ fn sighup_reloads_what_can_change_and_keeps_the_rest() {
     daemon.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !daemon.log().contains("was not reloaded") {
-        assert!(Instant::now() < deadline, "bad config not reported:\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "bad config not reported:\n{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(daemon.get("/api/v1/flows?limit=10").status, 200);
@@ -132,13 +241,20 @@ fn check_config_accepts_the_defaults_and_names_file_and_line_of_an_unknown_key()
     let dir = tempfile::tempdir().expect("tempdir");
     let defaults = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flowmesh.toml");
     let ok = flowmesh(&["check-config", defaults.to_str().expect("path")]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[storage]\nsync = \"wal\"\nmax_age_days = 3\n").expect("write");
     let out = flowmesh(&["check-config", bad.to_str().expect("path")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:3:1") && err.contains("storage.max_age_days"), "{err}");
+    assert!(
+        err.contains("bad.toml:3:1") && err.contains("storage.max_age_days"),
+        "{err}"
+    );
     let run = flowmesh(&["run", "--config", bad.to_str().expect("path")]);
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("bad.toml:3:1"));

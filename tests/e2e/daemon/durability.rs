@@ -9,7 +9,11 @@ use std::time::Duration;
 /// `copies` copies of a little-endian classic pcap's packets, each copy `gap_s` seconds
 /// after the previous, so every copy's flows are new flows.
 fn repeated_pcap(source: &[u8], copies: u32, gap_s: u32) -> Vec<u8> {
-    assert_eq!(&source[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian microsecond pcap");
+    assert_eq!(
+        &source[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian microsecond pcap"
+    );
     let records = &source[24..];
     let mut out = Vec::with_capacity(24 + records.len() * copies as usize);
     out.extend_from_slice(&source[..24]);
@@ -55,10 +59,16 @@ fn flows_survive_a_clean_restart_and_new_ids_never_repeat_old_ones() {
     let a = daemon.ingest(&std::fs::read(&files[files.len() - 1]).expect("pcap"));
     assert_eq!(a.status, 200, "{}", a.body);
     let after = daemon.flows("");
-    let old: BTreeSet<&str> = before.iter().filter_map(|f| f["flow_id"].as_str()).collect();
+    let old: BTreeSet<&str> = before
+        .iter()
+        .filter_map(|f| f["flow_id"].as_str())
+        .collect();
     let all: BTreeSet<&str> = after.iter().filter_map(|f| f["flow_id"].as_str()).collect();
     assert_eq!(all.len(), after.len(), "ids are unique");
-    assert_eq!(after.len(), before.len() + a.body["flows"].as_u64().expect("flows") as usize);
+    assert_eq!(
+        after.len(),
+        before.len() + a.body["flows"].as_u64().expect("flows") as usize
+    );
     assert!(old.is_subset(&all));
     assert!(daemon.stop().success());
 }
@@ -107,8 +117,12 @@ fn kill_9_during_ingest_loses_no_acknowledged_record() {
     uploader.join().expect("uploader");
     let acked = acked.load(Ordering::SeqCst);
     let per_upload = per_upload.load(Ordering::SeqCst);
-    assert!(per_upload >= 5000, "a large ingest: {per_upload} flows per upload");
-    let daemon = Arc::try_unwrap(daemon).unwrap_or_else(|_| panic!("uploader still holds the daemon"));
+    assert!(
+        per_upload >= 5000,
+        "a large ingest: {per_upload} flows per upload"
+    );
+    let daemon =
+        Arc::try_unwrap(daemon).unwrap_or_else(|_| panic!("uploader still holds the daemon"));
     drop(daemon);
 
     let daemon = Daemon::start(dir.path(), "");
@@ -119,7 +133,10 @@ fn kill_9_during_ingest_loses_no_acknowledged_record() {
         n <= acked + per_upload,
         "stored {n}: more than the acknowledged {acked} plus one upload in flight ({per_upload})"
     );
-    let ids: BTreeSet<&str> = stored.iter().filter_map(|f| f["flow_id"].as_str()).collect();
+    let ids: BTreeSet<&str> = stored
+        .iter()
+        .filter_map(|f| f["flow_id"].as_str())
+        .collect();
     assert_eq!(ids.len() as u64, n, "ids are unique");
     // Every stored record decodes to a whole flow.
     assert!(stored

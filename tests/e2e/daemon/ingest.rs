@@ -29,12 +29,20 @@ fn check_expected_rows(daemon: &Daemon) {
         for q in queries {
             let flows = daemon.flows(&q);
             let Some(flow) = flows.iter().find(|f| record_matches(f, &row)) else {
-                failures.push(format!("{q}: no flow {}:{}", row["client_ip"], row["client_port"]));
+                failures.push(format!(
+                    "{q}: no flow {}:{}",
+                    row["client_ip"], row["client_port"]
+                ));
                 continue;
             };
             let hs = flow["handshakes"].as_array().and_then(|h| h.get(idx));
             let mut bad = check_side(&row, hs, &CLIENT_FIELDS, &row["expect_client_fp"]);
-            bad.extend(check_side(&row, hs, &SERVER_FIELDS, &row["expect_server_fp"]));
+            bad.extend(check_side(
+                &row,
+                hs,
+                &SERVER_FIELDS,
+                &row["expect_server_fp"],
+            ));
             failures.extend(bad.into_iter().map(|b| format!("{q}: {b}")));
             checked += 1;
         }
@@ -52,11 +60,16 @@ fn check_every_ja4(daemon: &Daemon, replayed: &[Value]) {
         .collect();
     assert!(ja4s.len() >= 10, "corpus JA4 values: {}", ja4s.len());
     for ja4 in &ja4s {
-        let want = sorted(replayed.iter().filter(|r| {
-            r["handshakes"]
-                .as_array()
-                .is_some_and(|h| h.iter().any(|x| x["ja4"].as_str() == Some(ja4)))
-        }).cloned());
+        let want = sorted(
+            replayed
+                .iter()
+                .filter(|r| {
+                    r["handshakes"]
+                        .as_array()
+                        .is_some_and(|h| h.iter().any(|x| x["ja4"].as_str() == Some(ja4)))
+                })
+                .cloned(),
+        );
         let got = sorted(daemon.flows(&format!("ja4={ja4}")).iter().map(without_id));
         assert_eq!(got, want, "flows with JA4 {ja4}");
     }
@@ -79,12 +92,22 @@ fn corpus_ingested_through_the_api_is_queryable_with_the_fields_of_replay() {
         let a = daemon.ingest(&bytes);
         assert_eq!(a.status, 200, "{}: {}", file.display(), a.body);
         let replayed = replay(std::slice::from_ref(&file), &[]);
-        assert_eq!(a.body["flows"].as_u64(), Some(replayed.len() as u64), "{}", file.display());
+        assert_eq!(
+            a.body["flows"].as_u64(),
+            Some(replayed.len() as u64),
+            "{}",
+            file.display()
+        );
         let handshakes: usize = replayed
             .iter()
             .map(|r| r["handshakes"].as_array().map_or(0, Vec::len))
             .sum();
-        assert_eq!(a.body["handshakes"].as_u64(), Some(handshakes as u64), "{}", file.display());
+        assert_eq!(
+            a.body["handshakes"].as_u64(),
+            Some(handshakes as u64),
+            "{}",
+            file.display()
+        );
         flows += replayed.len();
     }
     let replayed = replay_corpus();
@@ -95,7 +118,10 @@ fn corpus_ingested_through_the_api_is_queryable_with_the_fields_of_replay() {
     assert_eq!(sorted(all.iter().map(without_id)), sorted(replayed.clone()));
     // Each flow is also reachable by its id.
     for f in all.iter().step_by(7) {
-        let one = daemon.get(&format!("/api/v1/flows/{}", f["flow_id"].as_str().expect("id")));
+        let one = daemon.get(&format!(
+            "/api/v1/flows/{}",
+            f["flow_id"].as_str().expect("id")
+        ));
         assert_eq!(one.status, 200);
         assert_eq!(&one.body, f);
     }
@@ -141,7 +167,11 @@ fn corpus_ingested_through_the_api_is_queryable_with_the_fields_of_replay() {
         "--limit",
         "100000",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .expect("utf-8")
         .lines()
@@ -167,7 +197,9 @@ fn corpus_ingested_through_the_api_is_queryable_with_the_fields_of_replay() {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
     assert!(
-        text.lines().any(|l| l.starts_with("flowmesh_storage_records_total") && l.ends_with(&format!(" {flows}"))),
+        text.lines()
+            .any(|l| l.starts_with("flowmesh_storage_records_total")
+                && l.ends_with(&format!(" {flows}"))),
         "flowmesh_storage_records_total is not {flows}"
     );
     assert!(daemon.stop().success());
@@ -176,7 +208,8 @@ fn corpus_ingested_through_the_api_is_queryable_with_the_fields_of_replay() {
 #[test]
 fn corpus_dropped_into_the_spool_is_ingested_and_moved_to_done() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!("{ALL_FINGERPRINTS}[capture]\nspool_poll_ms = 50\nspool_settle_ms = 100\n");
+    let config =
+        format!("{ALL_FINGERPRINTS}[capture]\nspool_poll_ms = 50\nspool_settle_ms = 100\n");
     let daemon = Daemon::start(dir.path(), &config);
     let spool = dir.path().join("spool");
     let files = corpus_pcaps();
@@ -196,12 +229,20 @@ fn corpus_dropped_into_the_spool_is_ingested_and_moved_to_done() {
         if done == files.len() as u64 && failed == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "spool not ingested: {}\n{}", stats.body, daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "spool not ingested: {}\n{}",
+            stats.body,
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     for f in &files {
         let name = f.file_name().expect("name");
-        assert!(spool.join("done").join(name).is_file(), "{name:?} not in done/");
+        assert!(
+            spool.join("done").join(name).is_file(),
+            "{name:?} not in done/"
+        );
         assert!(!spool.join(name).exists());
     }
     assert!(spool.join("failed").join("notes.txt").is_file());

@@ -12,7 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every fingerprint on, so the corpus' JA4S values are checked too.
-pub const ALL_FINGERPRINTS: &str = "[pipeline]\nfingerprints = [\"ja3\", \"ja3s\", \"ja4\", \"ja4s\"]\n";
+pub const ALL_FINGERPRINTS: &str =
+    "[pipeline]\nfingerprints = [\"ja3\", \"ja3s\", \"ja4\", \"ja4s\"]\n";
 
 /// A running daemon. Killed (SIGKILL) when dropped if it is still running.
 pub struct Daemon {
@@ -90,7 +91,11 @@ impl Daemon {
                     return daemon;
                 }
             }
-            assert!(Instant::now() < deadline, "not ready in 60 s:\n{}", daemon.log());
+            assert!(
+                Instant::now() < deadline,
+                "not ready in 60 s:\n{}",
+                daemon.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -186,7 +191,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "still running after {limit:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "still running after {limit:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
