@@ -144,7 +144,6 @@ async fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(usize::MAX))
             .configure(api::configure)
     })
     .disable_signals()
