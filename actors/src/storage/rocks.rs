@@ -9,16 +9,20 @@
 //! filter dropping entries whose time field (`key[len-16..len-8]`) is below the shared
 //! retention cutoff.
 
-use flowmesh_core::storage::keys::index_key_time;
+use super::pending::{self, Tiers};
+use flowmesh_core::storage::keys::{index_key_time, FlowId};
 use flowmesh_core::storage::{EngineBatch, EngineError, Family, FamilySize, KvEngine};
 use rocksdb::compaction_filter::Decision;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
-    MergeOperands, Options, WriteOptions, DB,
+    MergeOperands, Options, SliceTransform, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// The column family holding each write batch's index entries until they are spilled.
+pub(super) const INDEX_LOG: &str = "index_log";
 
 /// When a write batch is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +50,9 @@ pub struct StorageOptions {
     pub background_jobs: i32,
     /// Collect RocksDB statistics (tickers in [`EngineProperties`]); costs a few percent.
     pub statistics: bool,
+    /// Index entries held in memory before they are spilled to SST files (see the
+    /// `index_tier` module); ~24 bytes each, twice that while a spill runs.
+    pub index_memory_entries: usize,
 }
 
 impl Default for StorageOptions {
@@ -57,6 +64,7 @@ impl Default for StorageOptions {
             max_write_buffers: 4,
             background_jobs: 2,
             statistics: true,
+            index_memory_entries: 4_000_000,
         }
     }
 }
@@ -109,6 +117,8 @@ pub struct EngineProperties {
     /// Statistics tickers (`rocksdb.bytes.written`, `rocksdb.wal.synced`, …) when
     /// statistics are enabled.
     pub tickers: Vec<(&'static str, u64)>,
+    /// Index entries held in memory, not yet in SST files.
+    pub pending_index_entries: u64,
 }
 
 /// Tickers reported by [`RocksEngine::properties`].
@@ -125,11 +135,21 @@ pub const TICKERS: [&str; 8] = [
 
 /// The flow store's RocksDB database.
 pub struct RocksEngine {
-    db: DB,
-    dir: PathBuf,
+    pub(super) db: DB,
+    pub(super) dir: PathBuf,
     sync: SyncPolicy,
     statistics: Option<Options>,
-    index_cutoff: Arc<AtomicU64>,
+    pub(super) index_cutoff: Arc<AtomicU64>,
+    /// Recent index entries (see the `index_tier` module).
+    pub(super) tiers: RwLock<Tiers>,
+    /// A spill is running.
+    pub(super) spilling: AtomicBool,
+    /// Entries in the active tier that start a spill.
+    pub(super) spill_entries: usize,
+    /// Next `index_log` key.
+    pub(super) next_log: AtomicU64,
+    /// Next spill file number.
+    pub(super) spill_files: AtomicU64,
 }
 
 impl std::fmt::Debug for RocksEngine {
@@ -162,7 +182,7 @@ fn le_u64(b: &[u8]) -> u64 {
     b.try_into().map_or(0, u64::from_le_bytes)
 }
 
-fn io(e: rocksdb::Error) -> EngineError {
+pub(super) fn io(e: rocksdb::Error) -> EngineError {
     EngineError::Io(e.into_string())
 }
 
@@ -184,7 +204,7 @@ impl RocksEngine {
             }
         })?;
         let index_cutoff = Arc::new(AtomicU64::new(0));
-        let descriptors: Vec<ColumnFamilyDescriptor> = Family::ALL
+        let mut descriptors: Vec<ColumnFamilyDescriptor> = Family::ALL
             .iter()
             .map(|&f| {
                 ColumnFamilyDescriptor::new(
@@ -193,6 +213,9 @@ impl RocksEngine {
                 )
             })
             .collect();
+        let mut log_opts = Options::default();
+        log_opts.set_compression_type(DBCompressionType::Zstd);
+        descriptors.push(ColumnFamilyDescriptor::new(INDEX_LOG, log_opts));
         let db = DB::open_cf_descriptors(&db_opts, dir, descriptors).map_err(|e| {
             let cause = e.clone().into_string();
             let dir = dir.to_path_buf();
@@ -202,13 +225,23 @@ impl RocksEngine {
                 RocksError::Open { dir, cause }
             }
         })?;
-        Ok(RocksEngine {
+        let engine = RocksEngine {
             db,
             dir: dir.to_path_buf(),
             sync: options.sync,
             statistics: options.statistics.then_some(db_opts),
             index_cutoff,
-        })
+            tiers: RwLock::new(Tiers::default()),
+            spilling: AtomicBool::new(false),
+            spill_entries: options.index_memory_entries.max(1),
+            next_log: AtomicU64::new(0),
+            spill_files: AtomicU64::new(0),
+        };
+        engine.recover_index_log().map_err(|e| RocksError::Open {
+            dir: dir.to_path_buf(),
+            cause: e.to_string(),
+        })?;
+        Ok(engine)
     }
 
     /// The data directory.
@@ -216,11 +249,14 @@ impl RocksEngine {
         &self.dir
     }
 
-    fn cf(&self, family: Family) -> Result<&ColumnFamily, EngineError> {
-        self.db.cf_handle(family.name()).ok_or_else(|| {
+    pub(super) fn cf(&self, family: Family) -> Result<&ColumnFamily, EngineError> {
+        self.cf_named(family.name())
+    }
+
+    pub(super) fn cf_named(&self, name: &str) -> Result<&ColumnFamily, EngineError> {
+        self.db.cf_handle(name).ok_or_else(|| {
             EngineError::Io(format!(
-                "column family {} missing in {}",
-                family.name(),
+                "column family {name} missing in {}",
                 self.dir.display()
             ))
         })
@@ -231,13 +267,7 @@ impl RocksEngine {
         let mut families = Vec::with_capacity(Family::ALL.len());
         for f in Family::ALL {
             let cf = self.cf(f)?;
-            let p = |name: &str| -> Result<u64, EngineError> {
-                Ok(self
-                    .db
-                    .property_int_value_cf(cf, name)
-                    .map_err(io)?
-                    .unwrap_or(0))
-            };
+            let p = |name: &str| self.int_property(cf, name);
             families.push((
                 f,
                 FamilyProperties {
@@ -254,7 +284,20 @@ impl RocksEngine {
             .and_then(Options::get_statistics)
             .map(|text| parse_tickers(&text))
             .unwrap_or_default();
-        Ok(EngineProperties { families, tickers })
+        Ok(EngineProperties {
+            families,
+            tickers,
+            pending_index_entries: self.pending_entries(None) as u64,
+        })
+    }
+
+    /// An integer property of one column family (absent = 0).
+    fn int_property(&self, cf: &ColumnFamily, name: &str) -> Result<u64, EngineError> {
+        Ok(self
+            .db
+            .property_int_value_cf(cf, name)
+            .map_err(io)?
+            .unwrap_or(0))
     }
 
     /// Flushes every memtable to SST files (for tests and clean shutdowns).
@@ -284,7 +327,7 @@ fn parse_tickers(text: &str) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-fn family_options(
+pub(super) fn family_options(
     family: Family,
     options: &StorageOptions,
     cache: &Cache,
@@ -304,11 +347,15 @@ fn family_options(
         _ => o.set_write_buffer_size((mb / 4).max(1 << 20)),
     }
     o.set_max_write_buffer_number(options.max_write_buffers.max(2));
-    o.set_block_based_table_factory(&table);
     match family {
         Family::Counts => o.set_merge_operator_associative("flowmesh.u64add", u64_add),
         Family::Meta => o.set_merge_operator_associative("flowmesh.u64max", u64_max),
         f if f.is_index() => {
+            // Prefix bloom filters by value part: a lookup skips files without the value.
+            if let Some(len) = f.value_len() {
+                o.set_prefix_extractor(SliceTransform::create_fixed_prefix(len));
+                table.set_bloom_filter(10.0, false);
+            }
             let cutoff = Arc::clone(index_cutoff);
             o.set_compaction_filter(
                 "flowmesh.index_retention",
@@ -323,6 +370,7 @@ fn family_options(
         }
         _ => {}
     }
+    o.set_block_based_table_factory(&table);
     o
 }
 
@@ -339,6 +387,10 @@ enum Op {
 pub struct RocksBatch {
     ops: Vec<(Family, Op, u32, u32)>,
     data: Vec<u8>,
+    /// Index entries: (family slot, value part, id), for the in-memory tier.
+    index: Vec<(usize, pending::Value, FlowId)>,
+    /// The same entries as one `index_log` blob.
+    log: Vec<u8>,
 }
 
 impl RocksBatch {
@@ -353,7 +405,17 @@ impl RocksBatch {
 
 impl EngineBatch for RocksBatch {
     fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
-        self.push(family, Op::Put, key, value);
+        let slot = pending::slot(family);
+        let len = family.value_len().unwrap_or(0);
+        match (slot, FlowId::from_index_key(key)) {
+            (Some(slot), Some(id)) if key.len() == len + 16 => {
+                let mut v = [0u8; 16];
+                v[..len].copy_from_slice(&key[..len]);
+                self.index.push((slot, v, id));
+                pending::log_entry(&mut self.log, slot, &key[..len], id);
+            }
+            _ => self.push(family, Op::Put, key, value),
+        }
     }
 
     fn add_count(&mut self, key: &[u8], delta: u64) {
@@ -365,7 +427,7 @@ impl EngineBatch for RocksBatch {
     }
 
     fn len(&self) -> usize {
-        self.ops.len()
+        self.ops.len() + self.index.len()
     }
 }
 
@@ -394,9 +456,17 @@ impl KvEngine for RocksEngine {
                 Op::Merge => wb.merge_cf(cf, key, value),
             }
         }
+        let log = (!batch.index.is_empty()).then(|| self.next_log.fetch_add(1, Ordering::Relaxed));
+        if let Some(log) = log {
+            wb.put_cf(self.cf_named(INDEX_LOG)?, log.to_be_bytes(), &batch.log);
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync == SyncPolicy::EveryBatch);
-        self.db.write_opt(wb, &wo).map_err(io)
+        self.db.write_opt(wb, &wo).map_err(io)?;
+        if let Some(log) = log {
+            self.add_pending(log, &batch.index);
+        }
+        Ok(())
     }
 
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
@@ -423,6 +493,9 @@ impl KvEngine for RocksEngine {
         end: Option<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
+        if family.is_index() {
+            return self.scan_index(family, start, end, visit);
+        }
         let mut ro = rocksdb::ReadOptions::default();
         if let Some(end) = end {
             if end <= start {
@@ -463,6 +536,7 @@ impl KvEngine for RocksEngine {
 
     fn set_index_cutoff(&self, cutoff_ns: u64) {
         self.index_cutoff.fetch_max(cutoff_ns, Ordering::Relaxed);
+        self.prune_pending(cutoff_ns);
     }
 
     fn compact(
@@ -480,28 +554,21 @@ impl KvEngine for RocksEngine {
     }
 
     fn family_size(&self, family: Family) -> Result<FamilySize, EngineError> {
+        let pending = self.pending_entries(Some(family)) as u64;
         let cf = self.cf(family)?;
-        let p = |name: &str| -> Result<u64, EngineError> {
-            Ok(self
-                .db
-                .property_int_value_cf(cf, name)
-                .map_err(io)?
-                .unwrap_or(0))
-        };
+        let p = |name: &str| self.int_property(cf, name);
         Ok(FamilySize {
-            keys: p("rocksdb.estimate-num-keys")?,
-            bytes: p("rocksdb.live-sst-files-size")? + p("rocksdb.cur-size-all-mem-tables")?,
+            keys: p("rocksdb.estimate-num-keys")? + pending,
+            bytes: p("rocksdb.live-sst-files-size")?
+                + p("rocksdb.cur-size-all-mem-tables")?
+                + pending * 16,
         })
     }
 
     fn disk_bytes(&self) -> Result<u64, EngineError> {
         let mut total = 0;
         for f in Family::ALL {
-            total += self
-                .db
-                .property_int_value_cf(self.cf(f)?, "rocksdb.live-sst-files-size")
-                .map_err(io)?
-                .unwrap_or(0);
+            total += self.int_property(self.cf(f)?, "rocksdb.live-sst-files-size")?;
         }
         Ok(total)
     }

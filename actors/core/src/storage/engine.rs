@@ -88,6 +88,17 @@ impl Family {
         Family::INDEXES.contains(&self)
     }
 
+    /// Length of the value part of an index family's keys (the part before
+    /// `[time][seq]`); `None` for the other families.
+    pub fn value_len(self) -> Option<usize> {
+        match self {
+            Family::Ip => Some(16),
+            Family::Port => Some(2),
+            Family::Ja3 | Family::Ja4 | Family::Sni | Family::CommunityId => Some(8),
+            Family::Flows | Family::Counts | Family::Meta => None,
+        }
+    }
+
     /// Position in [`Family::ALL`].
     pub fn index(self) -> usize {
         self as usize
