@@ -10,6 +10,14 @@
 //!   records are already durable;
 //! - open: the `index_log` is replayed into the active tier;
 //! - scan: a forward merge of the RocksDB iterator and the tiers, equal keys once.
+//!
+//! `last_key` and `delete_range` on an index family see RocksDB only: the store uses
+//! neither there (retention reaches index entries through the cutoff, which also prunes
+//! the active tier, and filters frozen tiers as they are spilled).
+//!
+//! A spill runs on the writer thread that filled the tier, so that one `write` call
+//! takes longer (about a second per 4 million entries here); other writers go on
+//! filling a fresh tier meanwhile.
 
 use super::pending::{self, MergeIds, Tier, Value};
 use super::rocks::{io, RocksEngine, INDEX_LOG};

@@ -109,34 +109,56 @@ impl Tiers {
     }
 }
 
-/// Appends one entry to an `index_log` blob: `[slot][value part][time][seq]`.
-pub(super) fn log_entry(blob: &mut Vec<u8>, slot: usize, value: &[u8], id: FlowId) {
-    blob.push(slot as u8);
+/// Flag on an `index_log` entry's slot byte: the entry has the previous entry's id.
+const SAME_ID: u8 = 0x80;
+
+/// Appends one entry to an `index_log` blob: `[slot][value part][time][seq]`, or
+/// `[slot | SAME_ID][value part]` when `id` is the previous entry's (a record's entries
+/// are consecutive, so most entries are 9 or 3 bytes instead of 25 or 19).
+pub(super) fn log_entry(
+    blob: &mut Vec<u8>,
+    prev: &mut Option<FlowId>,
+    slot: usize,
+    value: &[u8],
+    id: FlowId,
+) {
+    let same = *prev == Some(id);
+    blob.push(slot as u8 | if same { SAME_ID } else { 0 });
     blob.extend_from_slice(value);
-    blob.extend_from_slice(&id.to_bytes());
+    if !same {
+        blob.extend_from_slice(&id.to_bytes());
+        *prev = Some(id);
+    }
 }
 
 /// Reads an `index_log` blob back (stops at the first malformed entry).
 pub(super) fn parse_log(blob: &[u8]) -> Vec<(usize, Value, FlowId)> {
     let mut out = Vec::new();
     let mut rest = blob;
+    let mut prev: Option<FlowId> = None;
     while let Some((&s, tail)) = rest.split_first() {
-        let Some(len) = Family::INDEXES
-            .get(usize::from(s))
-            .and_then(|f| f.value_len())
-        else {
+        let same = s & SAME_ID != 0;
+        let slot = usize::from(s & !SAME_ID);
+        let Some(len) = Family::INDEXES.get(slot).and_then(|f| f.value_len()) else {
             break;
         };
-        if tail.len() < len + 16 {
+        let need = len + if same { 0 } else { 16 };
+        if tail.len() < need {
             break;
         }
         let mut value = [0u8; 16];
         value[..len].copy_from_slice(&tail[..len]);
-        let Some(id) = FlowId::from_bytes(&tail[len..len + 16]) else {
+        let id = if same {
+            prev
+        } else {
+            FlowId::from_bytes(&tail[len..len + 16])
+        };
+        let Some(id) = id else {
             break;
         };
-        out.push((usize::from(s), value, id));
-        rest = &tail[len + 16..];
+        prev = Some(id);
+        out.push((slot, value, id));
+        rest = &tail[need..];
     }
     out
 }
@@ -200,28 +222,21 @@ mod tests {
     #[test]
     fn log_blobs_round_trip() {
         let mut blob = Vec::new();
-        log_entry(
-            &mut blob,
-            slot(Family::Port).expect("index"),
-            &[1, 187],
-            id(7, 8),
-        );
-        log_entry(
-            &mut blob,
-            slot(Family::Ip).expect("index"),
-            &[9; 16],
-            id(1, 2),
-        );
+        let mut prev = None;
+        let port = slot(Family::Port).expect("index");
+        let ip = slot(Family::Ip).expect("index");
+        log_entry(&mut blob, &mut prev, port, &[1, 187], id(7, 8));
+        log_entry(&mut blob, &mut prev, ip, &[9; 16], id(7, 8));
+        log_entry(&mut blob, &mut prev, ip, &[5; 16], id(1, 2));
+        assert_eq!(blob.len(), (1 + 2 + 16) + (1 + 16) + (1 + 16 + 16));
         let parsed = parse_log(&blob);
-        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed.len(), 3);
         assert_eq!(parsed[0].1[..2], [1, 187]);
         assert_eq!(parsed[0].2, id(7, 8));
-        assert_eq!(
-            parsed[1],
-            (slot(Family::Ip).expect("index"), [9; 16], id(1, 2))
-        );
+        assert_eq!(parsed[1], (ip, [9; 16], id(7, 8)));
+        assert_eq!(parsed[2], (ip, [5; 16], id(1, 2)));
         // A truncated blob yields the whole entries before the cut.
-        assert_eq!(parse_log(&blob[..blob.len() - 1]).len(), 1);
+        assert_eq!(parse_log(&blob[..blob.len() - 1]).len(), 2);
     }
 
     #[test]

@@ -374,36 +374,41 @@ pub(super) fn family_options(
     o
 }
 
-/// Operation tag of a [`RocksBatch`] entry.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Put,
-    Merge,
-}
-
-/// [`RocksEngine`]'s batch: operations in one byte arena, turned into a RocksDB
-/// `WriteBatch` at write time (where the column family handles are at hand).
-#[derive(Debug, Default)]
-pub struct RocksBatch {
-    ops: Vec<(Family, Op, u32, u32)>,
-    data: Vec<u8>,
+/// [`RocksEngine`]'s batch: a RocksDB `WriteBatch` built in place, except for index
+/// entries, which go to the in-memory tier and, as one blob, to the `index_log`.
+pub struct RocksBatch<'a> {
+    wb: rocksdb::WriteBatch,
+    cfs: [Option<&'a ColumnFamily>; 9],
+    /// A family whose handle was missing (reported by `write`).
+    missing: Option<Family>,
     /// Index entries: (family slot, value part, id), for the in-memory tier.
     index: Vec<(usize, pending::Value, FlowId)>,
     /// The same entries as one `index_log` blob.
     log: Vec<u8>,
+    /// The id of the blob's last entry.
+    last_logged: Option<FlowId>,
 }
 
-impl RocksBatch {
-    fn push(&mut self, family: Family, op: Op, key: &[u8], value: &[u8]) {
-        self.data.extend_from_slice(key);
-        self.data.extend_from_slice(value);
-        // Keys and values of flow records are far below 4 GiB.
-        self.ops
-            .push((family, op, key.len() as u32, value.len() as u32));
+impl std::fmt::Debug for RocksBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksBatch")
+            .field("ops", &self.wb.len())
+            .field("index_entries", &self.index.len())
+            .finish_non_exhaustive()
     }
 }
 
-impl EngineBatch for RocksBatch {
+impl<'a> RocksBatch<'a> {
+    fn handle(&mut self, family: Family) -> Option<&'a ColumnFamily> {
+        let cf = self.cfs[family.index()];
+        if cf.is_none() {
+            self.missing = Some(family);
+        }
+        cf
+    }
+}
+
+impl EngineBatch for RocksBatch<'_> {
     fn put(&mut self, family: Family, key: &[u8], value: &[u8]) {
         let slot = pending::slot(family);
         let len = family.value_len().unwrap_or(0);
@@ -412,59 +417,63 @@ impl EngineBatch for RocksBatch {
                 let mut v = [0u8; 16];
                 v[..len].copy_from_slice(&key[..len]);
                 self.index.push((slot, v, id));
-                pending::log_entry(&mut self.log, slot, &key[..len], id);
+                pending::log_entry(&mut self.log, &mut self.last_logged, slot, &key[..len], id);
             }
-            _ => self.push(family, Op::Put, key, value),
+            _ => {
+                if let Some(cf) = self.handle(family) {
+                    self.wb.put_cf(cf, key, value);
+                }
+            }
         }
     }
 
     fn add_count(&mut self, key: &[u8], delta: u64) {
-        self.push(Family::Counts, Op::Merge, key, &delta.to_le_bytes());
+        if let Some(cf) = self.handle(Family::Counts) {
+            self.wb.merge_cf(cf, key, delta.to_le_bytes());
+        }
     }
 
     fn raise_meta(&mut self, key: &[u8], value: u64) {
-        self.push(Family::Meta, Op::Merge, key, &value.to_le_bytes());
+        if let Some(cf) = self.handle(Family::Meta) {
+            self.wb.merge_cf(cf, key, value.to_le_bytes());
+        }
     }
 
     fn len(&self) -> usize {
-        self.ops.len() + self.index.len()
+        self.wb.len() + self.index.len()
     }
 }
 
 impl KvEngine for RocksEngine {
-    type Batch = RocksBatch;
+    type Batch<'a> = RocksBatch<'a>;
 
-    fn batch(&self) -> RocksBatch {
-        RocksBatch::default()
+    fn batch(&self) -> RocksBatch<'_> {
+        RocksBatch {
+            wb: rocksdb::WriteBatch::default(),
+            cfs: Family::ALL.map(|f| self.db.cf_handle(f.name())),
+            missing: None,
+            index: Vec::new(),
+            log: Vec::new(),
+            last_logged: None,
+        }
     }
 
-    fn write(&self, batch: RocksBatch) -> Result<(), EngineError> {
-        let mut cfs: Vec<&ColumnFamily> = Vec::with_capacity(Family::ALL.len());
-        for f in Family::ALL {
-            cfs.push(self.cf(f)?);
+    fn write(&self, batch: RocksBatch<'_>) -> Result<(), EngineError> {
+        if let Some(f) = batch.missing {
+            self.cf(f)?;
         }
-        let mut wb = rocksdb::WriteBatch::default();
-        let mut at = 0usize;
-        for (family, op, klen, vlen) in batch.ops {
-            let (k, v) = (klen as usize, vlen as usize);
-            let key = &batch.data[at..at + k];
-            let value = &batch.data[at + k..at + k + v];
-            at += k + v;
-            let cf = cfs[family.index()];
-            match op {
-                Op::Put => wb.put_cf(cf, key, value),
-                Op::Merge => wb.merge_cf(cf, key, value),
-            }
-        }
-        let log = (!batch.index.is_empty()).then(|| self.next_log.fetch_add(1, Ordering::Relaxed));
-        if let Some(log) = log {
-            wb.put_cf(self.cf_named(INDEX_LOG)?, log.to_be_bytes(), &batch.log);
+        let RocksBatch {
+            mut wb, index, log, ..
+        } = batch;
+        let log_key = (!index.is_empty()).then(|| self.next_log.fetch_add(1, Ordering::Relaxed));
+        if let Some(k) = log_key {
+            wb.put_cf(self.cf_named(INDEX_LOG)?, k.to_be_bytes(), &log);
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync == SyncPolicy::EveryBatch);
         self.db.write_opt(wb, &wo).map_err(io)?;
-        if let Some(log) = log {
-            self.add_pending(log, &batch.index);
+        if let Some(k) = log_key {
+            self.add_pending(k, &index);
         }
         Ok(())
     }
