@@ -16,7 +16,10 @@
 //! afterwards.
 //!
 //! Run: `cargo bench -p flowmesh-actors --bench store` (with `FLOWMESH_CORPUS` set when
-//! the corpus is not beside the workspace).
+//! the corpus is not beside the workspace). Other knobs: `FLOWMESH_BENCH_WRITERS`
+//! (comma-separated writer counts for (a), default `1,2`; empty skips (a)),
+//! `FLOWMESH_BENCH_WRITE_BUFFER_MB`, `FLOWMESH_BENCH_FLOWS_BLOCK_KB`,
+//! `FLOWMESH_BENCH_NO_STATS` (set: RocksDB statistics off).
 
 use flowmesh_actors::storage::{FlowFilter, FlowStore, OpenFlowStore, StorageOptions};
 use flowmesh_schemas::{FlowRecord, Timestamp};
@@ -182,6 +185,11 @@ fn main() {
             .expect("FLOWMESH_BENCH_WRITE_BUFFER_MB is a number");
     }
     opts.statistics = std::env::var_os("FLOWMESH_BENCH_NO_STATS").is_none();
+    if let Ok(v) = std::env::var("FLOWMESH_BENCH_FLOWS_BLOCK_KB") {
+        opts.flows_block_kb = v
+            .parse()
+            .expect("FLOWMESH_BENCH_FLOWS_BLOCK_KB is a number");
+    }
     println!(
         "flow store bench: {} corpus templates, batches of {BATCH}, WAL on, sync None",
         templates.len()
@@ -190,6 +198,7 @@ fn main() {
     let writers: Vec<usize> = std::env::var("FLOWMESH_BENCH_WRITERS")
         .unwrap_or_else(|_| "1,2".into())
         .split(',')
+        .filter(|w| !w.trim().is_empty())
         .map(|w| {
             w.trim()
                 .parse()

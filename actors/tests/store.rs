@@ -370,3 +370,45 @@ fn a_second_open_of_the_same_directory_names_it() {
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
     assert!(text.contains("another flowmesh"), "{text}");
 }
+
+#[test]
+fn retention_by_size_drops_the_oldest_flows_until_under_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let records = varied_records(8);
+    let ids = store.write(&records).expect("write");
+    store.engine().flush().expect("flush");
+    let before = store.stats().expect("stats");
+    let flows_bytes = before
+        .families
+        .iter()
+        .find(|(f, _)| *f == flowmesh_core::storage::Family::Flows)
+        .map(|(_, s)| s.bytes)
+        .expect("flows family");
+    assert!(flows_bytes > 0);
+    let now = records.iter().map(|r| r.first_seen).max().expect("records");
+    let limit = flows_bytes / 2;
+    let report = store
+        .apply_retention(now, None, Some(limit))
+        .expect("retention");
+    assert!(report.size_rounds > 0, "{report:?}");
+    assert!(
+        report.disk_bytes_after < report.disk_bytes_before,
+        "{report:?}"
+    );
+    let cutoff = report.size_cutoff.expect("a size cutoff");
+    let expected: Vec<FlowId> = ids
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r.first_seen >= cutoff)
+        .map(|(id, _)| *id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < records.len());
+    let left: Vec<FlowId> = all_pages(&store, &FlowFilter::default(), 500)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, expected);
+}

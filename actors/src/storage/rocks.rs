@@ -50,6 +50,9 @@ pub struct StorageOptions {
     pub background_jobs: i32,
     /// Collect RocksDB statistics (tickers in [`EngineProperties`]); costs a few percent.
     pub statistics: bool,
+    /// Block size of the flows family in KiB. Reading one record decompresses its whole
+    /// block: 4 KiB makes index lookups ~1.5x faster than 16 KiB, at ~35% more disk.
+    pub flows_block_kb: usize,
     /// Index entries held in memory before they are spilled to SST files (see the
     /// `index_tier` module); ~24 bytes each, twice that while a spill runs.
     pub index_memory_entries: usize,
@@ -64,6 +67,7 @@ impl Default for StorageOptions {
             max_write_buffers: 4,
             background_jobs: 2,
             statistics: true,
+            flows_block_kb: 16,
             index_memory_entries: 4_000_000,
         }
     }
@@ -342,7 +346,7 @@ pub(super) fn family_options(
     match family {
         Family::Flows => {
             o.set_write_buffer_size(mb);
-            table.set_block_size(16 << 10);
+            table.set_block_size(options.flows_block_kb.max(1) << 10);
         }
         _ => o.set_write_buffer_size((mb / 4).max(1 << 20)),
     }
