@@ -107,42 +107,68 @@ fn ja4_of(templates: &[FlowRecord], i: u64) -> String {
 }
 
 /// Writes records `0..n` with `threads` writers taking batches from a shared counter.
-fn ingest(store: &FlowStore, templates: &[FlowRecord], n: u64, threads: usize) -> Duration {
+/// Returns the elapsed time and the latency of each `write` call in µs.
+fn ingest(
+    store: &FlowStore,
+    templates: &[FlowRecord],
+    n: u64,
+    threads: usize,
+) -> (Duration, Histogram<u64>) {
     let next = AtomicU64::new(0);
     let start = Instant::now();
+    let mut latency = Histogram::<u64>::new(3).expect("histogram");
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut pool: Vec<FlowRecord> = Vec::with_capacity(BATCH);
-                loop {
-                    let first = next.fetch_add(BATCH as u64, Ordering::Relaxed);
-                    if first >= n {
-                        return;
-                    }
-                    let count = (n - first).min(BATCH as u64) as usize;
-                    pool.truncate(count);
-                    for k in 0..count {
-                        let i = first + k as u64;
-                        let t = &templates[(i % templates.len() as u64) as usize];
-                        if k == pool.len() {
-                            pool.push(t.clone());
+        let writers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut pool: Vec<FlowRecord> = Vec::with_capacity(BATCH);
+                    let mut latency = Histogram::<u64>::new(3).expect("histogram");
+                    loop {
+                        let first = next.fetch_add(BATCH as u64, Ordering::Relaxed);
+                        if first >= n {
+                            return latency;
                         }
-                        vary(&mut pool[k], t, i);
+                        let count = (n - first).min(BATCH as u64) as usize;
+                        pool.truncate(count);
+                        for k in 0..count {
+                            let i = first + k as u64;
+                            let t = &templates[(i % templates.len() as u64) as usize];
+                            if k == pool.len() {
+                                pool.push(t.clone());
+                            }
+                            vary(&mut pool[k], t, i);
+                        }
+                        let t = Instant::now();
+                        store.write(&pool).expect("write batch");
+                        latency
+                            .record(t.elapsed().as_micros() as u64)
+                            .expect("record latency");
                     }
-                    store.write(&pool).expect("write batch");
-                }
-            });
+                })
+            })
+            .collect();
+        for w in writers {
+            latency
+                .add(w.join().expect("writer thread"))
+                .expect("merge latencies");
         }
     });
-    start.elapsed()
+    (start.elapsed(), latency)
 }
 
-fn report_ingest(label: &str, n: u64, took: Duration, store: &FlowStore) {
+fn report_ingest(label: &str, n: u64, run: (Duration, Histogram<u64>), store: &FlowStore) {
+    let (took, latency) = run;
     let rate = n as f64 / took.as_secs_f64();
     println!(
         "ingest {label}: {n} records in {:.2} s = {:.0} records/s",
         took.as_secs_f64(),
         rate
+    );
+    println!(
+        "  write({BATCH}) latency: p50 {} µs, p99 {} µs, max {} µs",
+        latency.value_at_quantile(0.5),
+        latency.value_at_quantile(0.99),
+        latency.max()
     );
     if let Ok(p) = store.engine().properties() {
         let disk: u64 = p.families.iter().map(|(_, f)| f.total_sst_files_size).sum();
@@ -208,8 +234,8 @@ fn main() {
     for threads in writers {
         let dir = bench_dir();
         let store = FlowStore::open(dir.path(), &opts).expect("open store");
-        let took = ingest(&store, &templates, n, threads);
-        report_ingest(&format!("{threads} writer(s)"), n, took, &store);
+        let run = ingest(&store, &templates, n, threads);
+        report_ingest(&format!("{threads} writer(s)"), n, run, &store);
     }
 
     if lookup_n == 0 {
@@ -217,8 +243,8 @@ fn main() {
     }
     let dir = bench_dir();
     let store = FlowStore::open(dir.path(), &opts).expect("open store");
-    let took = ingest(&store, &templates, lookup_n, 2);
-    report_ingest("2 writers (lookup store)", lookup_n, took, &store);
+    let run = ingest(&store, &templates, lookup_n, 2);
+    report_ingest("2 writers (lookup store)", lookup_n, run, &store);
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let mut rng = 0x5eed_u64;
     let mut returned = 0usize;

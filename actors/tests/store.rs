@@ -163,6 +163,9 @@ fn indexed_values_across_reopen(spill_entries: usize) {
             stored.extend(ids.into_iter().zip(chunk.iter().cloned()));
         }
         assert_eq!(stored.len(), records.len(), "ids are unique");
+        check_every_filter(&store, &stored, &filters);
+        // Spills run on their own thread: wait for them, then check again.
+        store.engine().spill_frozen_index();
         let props = store.engine().properties().expect("properties");
         let ip_in_sst = props
             .families

@@ -4,23 +4,20 @@
 //! - write: the batch's index entries go into the `index_log` family (one blob, in the
 //!   batch's atomic `WriteBatch`), then into the active tier;
 //! - spill: when the active tier holds `index_memory_entries`, the writer that filled it
-//!   freezes it, writes one sorted SST file per family, ingests them, then deletes the
-//!   tier's `index_log` keys. A failed spill keeps the tier frozen (still read) and is
-//!   retried by the next spill; it never fails the write that triggered it, whose
-//!   records are already durable;
+//!   freezes it and wakes the spill thread, which writes one sorted SST file per family,
+//!   ingests them, then deletes the tier's `index_log` keys. When more than two frozen
+//!   tiers wait, writers spill them themselves (backpressure: memory stays bounded). A
+//!   failed spill keeps the tier frozen (still read) and is retried by the next spill; it
+//!   never fails a write, whose records are already durable;
 //! - open: the `index_log` is replayed into the active tier;
 //! - scan: a forward merge of the RocksDB iterator and the tiers, equal keys once.
 //!
 //! `last_key` and `delete_range` on an index family see RocksDB only: the store uses
 //! neither there (retention reaches index entries through the cutoff, which also prunes
 //! the active tier, and filters frozen tiers as they are spilled).
-//!
-//! A spill runs on the writer thread that filled the tier, so that one `write` call
-//! takes longer (about a second per 4 million entries here); other writers go on
-//! filling a fresh tier meanwhile.
 
 use super::pending::{self, MergeIds, Tier, Value};
-use super::rocks::{io, RocksEngine, INDEX_LOG};
+use super::rocks::{io, Core, INDEX_LOG};
 use flowmesh_core::storage::keys::{prefix_end, FlowId, IndexKey};
 use flowmesh_core::storage::{EngineError, Family};
 use rocksdb::{
@@ -35,7 +32,7 @@ use std::sync::{Arc, PoisonError, RwLockReadGuard};
 /// Where spill files are written before ingestion (inside the data directory).
 const SPILL_DIR: &str = "index-spill";
 
-impl RocksEngine {
+impl Core {
     fn read_tiers(&self) -> RwLockReadGuard<'_, pending::Tiers> {
         // Tiers stay consistent across a panic elsewhere: every update is one call.
         self.tiers.read().unwrap_or_else(PoisonError::into_inner)
@@ -69,25 +66,36 @@ impl RocksEngine {
         it.status().map_err(io)?;
         self.next_log.store(next, Ordering::Relaxed);
         let over = tiers.active.len() >= self.spill_entries;
+        if over {
+            let full = std::mem::take(&mut tiers.active);
+            tiers.frozen.push(Arc::new(full));
+        }
         drop(tiers);
         if over {
-            self.spill();
+            self.spill_frozen();
         }
         Ok(())
     }
 
-    /// Adds a committed batch's index entries (its `index_log` key is `log`).
-    pub(super) fn add_pending(&self, log: u64, entries: &[(usize, Value, FlowId)]) {
+    /// Adds a committed batch's index entries (its `index_log` key is `log`), freezing
+    /// the active tier when it is full. Returns whether it froze one, and how many
+    /// frozen tiers wait for a spill.
+    pub(super) fn add_pending(
+        &self,
+        log: u64,
+        entries: &[(usize, Value, FlowId)],
+    ) -> (bool, usize) {
         let mut tiers = self.write_tiers();
         for &(slot, value, id) in entries {
             tiers.active.insert(slot, value, id);
         }
         tiers.active.logs.push(log);
-        let over = tiers.active.len() >= self.spill_entries;
-        drop(tiers);
-        if over {
-            self.spill();
+        let froze = tiers.active.len() >= self.spill_entries;
+        if froze {
+            let full = std::mem::take(&mut tiers.active);
+            tiers.frozen.push(Arc::new(full));
         }
+        (froze, tiers.frozen.len())
     }
 
     /// Drops in-memory entries first seen before `cutoff_ns` (frozen tiers are filtered
@@ -110,19 +118,12 @@ impl RocksEngine {
         self.dir.join(SPILL_DIR)
     }
 
-    /// Freezes a full active tier and spills every frozen tier, oldest first. Only one
-    /// spill runs at a time; others return at once.
-    pub(super) fn spill(&self) {
-        if self.spilling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        {
-            let mut tiers = self.write_tiers();
-            if tiers.active.len() >= self.spill_entries {
-                let full = std::mem::take(&mut tiers.active);
-                tiers.frozen.push(Arc::new(full));
-            }
-        }
+    /// Spills every frozen tier, oldest first; waits for a spill already running.
+    pub(super) fn spill_frozen(&self) {
+        let _one_at_a_time = self
+            .spill_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let frozen: Vec<Arc<Tier>> = self.read_tiers().frozen.clone();
         for tier in frozen {
             match self.spill_tier(&tier) {
@@ -133,7 +134,6 @@ impl RocksEngine {
                 }
             }
         }
-        self.spilling.store(false, Ordering::Release);
     }
 
     /// Writes one tier as one sorted SST file per family, ingests them, and deletes the

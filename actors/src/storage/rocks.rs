@@ -18,8 +18,8 @@ use rocksdb::{
     MergeOperands, Options, SliceTransform, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 /// The column family holding each write batch's index entries until they are spilled.
 pub(super) const INDEX_LOG: &str = "index_log";
@@ -137,8 +137,33 @@ pub const TICKERS: [&str; 8] = [
     "rocksdb.stall.micros",
 ];
 
-/// The flow store's RocksDB database.
+/// The flow store's RocksDB database. Dropping it waits for a running index spill.
 pub struct RocksEngine {
+    core: Arc<Core>,
+    spiller: Option<Spiller>,
+}
+
+/// The thread spilling frozen index tiers, woken through a channel.
+struct Spiller {
+    wake: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Frozen tiers waiting beyond which a writer spills them itself (backpressure).
+const MAX_FROZEN: usize = 2;
+
+impl Drop for RocksEngine {
+    fn drop(&mut self) {
+        if let Some(Spiller { wake, thread }) = self.spiller.take() {
+            drop(wake);
+            // A panic in the spill thread is already reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the engine and its spill thread share.
+pub(super) struct Core {
     pub(super) db: DB,
     pub(super) dir: PathBuf,
     sync: SyncPolicy,
@@ -146,8 +171,8 @@ pub struct RocksEngine {
     pub(super) index_cutoff: Arc<AtomicU64>,
     /// Recent index entries (see the `index_tier` module).
     pub(super) tiers: RwLock<Tiers>,
-    /// A spill is running.
-    pub(super) spilling: AtomicBool,
+    /// Held while frozen tiers are spilled (one spill at a time).
+    pub(super) spill_lock: Mutex<()>,
     /// Entries in the active tier that start a spill.
     pub(super) spill_entries: usize,
     /// Next `index_log` key.
@@ -159,8 +184,8 @@ pub struct RocksEngine {
 impl std::fmt::Debug for RocksEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RocksEngine")
-            .field("dir", &self.dir)
-            .field("sync", &self.sync)
+            .field("dir", &self.core.dir)
+            .field("sync", &self.core.sync)
             .finish_non_exhaustive()
     }
 }
@@ -191,8 +216,57 @@ pub(super) fn io(e: rocksdb::Error) -> EngineError {
 }
 
 impl RocksEngine {
-    /// Opens (creating if needed) the store in `dir` with every column family.
+    /// Opens (creating if needed) the store in `dir` with every column family, replays
+    /// the index log, and starts the index spill thread.
     pub fn open(dir: &Path, options: &StorageOptions) -> Result<Self, RocksError> {
+        let core = Arc::new(Core::open(dir, options)?);
+        core.recover_index_log().map_err(|e| RocksError::Open {
+            dir: dir.to_path_buf(),
+            cause: e.to_string(),
+        })?;
+        let (wake, woken) = mpsc::channel::<()>();
+        let spilling = Arc::clone(&core);
+        let thread = std::thread::Builder::new()
+            .name("flowmesh-index-spill".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    spilling.spill_frozen();
+                }
+            })
+            .map_err(|e| RocksError::Open {
+                dir: dir.to_path_buf(),
+                cause: format!("cannot start the index spill thread: {e}"),
+            })?;
+        Ok(RocksEngine {
+            core,
+            spiller: Some(Spiller { wake, thread }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.core.dir
+    }
+
+    /// Per-family properties and statistics tickers, for metrics.
+    pub fn properties(&self) -> Result<EngineProperties, EngineError> {
+        self.core.properties()
+    }
+
+    /// Flushes every memtable to SST files (for tests and clean shutdowns).
+    pub fn flush(&self) -> Result<(), EngineError> {
+        self.core.flush()
+    }
+
+    /// Spills the frozen index tiers now, after waiting for a running spill (for tests
+    /// and clean shutdowns; the active tier stays in memory and in the index log).
+    pub fn spill_frozen_index(&self) {
+        self.core.spill_frozen();
+    }
+}
+
+impl Core {
+    fn open(dir: &Path, options: &StorageOptions) -> Result<Self, RocksError> {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
@@ -229,28 +303,18 @@ impl RocksEngine {
                 RocksError::Open { dir, cause }
             }
         })?;
-        let engine = RocksEngine {
+        Ok(Core {
             db,
             dir: dir.to_path_buf(),
             sync: options.sync,
             statistics: options.statistics.then_some(db_opts),
             index_cutoff,
             tiers: RwLock::new(Tiers::default()),
-            spilling: AtomicBool::new(false),
+            spill_lock: Mutex::new(()),
             spill_entries: options.index_memory_entries.max(1),
             next_log: AtomicU64::new(0),
             spill_files: AtomicU64::new(0),
-        };
-        engine.recover_index_log().map_err(|e| RocksError::Open {
-            dir: dir.to_path_buf(),
-            cause: e.to_string(),
-        })?;
-        Ok(engine)
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        })
     }
 
     pub(super) fn cf(&self, family: Family) -> Result<&ColumnFamily, EngineError> {
@@ -266,8 +330,7 @@ impl RocksEngine {
         })
     }
 
-    /// Per-family properties and statistics tickers, for metrics.
-    pub fn properties(&self) -> Result<EngineProperties, EngineError> {
+    fn properties(&self) -> Result<EngineProperties, EngineError> {
         let mut families = Vec::with_capacity(Family::ALL.len());
         for f in Family::ALL {
             let cf = self.cf(f)?;
@@ -304,8 +367,7 @@ impl RocksEngine {
             .unwrap_or(0))
     }
 
-    /// Flushes every memtable to SST files (for tests and clean shutdowns).
-    pub fn flush(&self) -> Result<(), EngineError> {
+    fn flush(&self) -> Result<(), EngineError> {
         for f in Family::ALL {
             self.db.flush_cf(self.cf(f)?).map_err(io)?;
         }
@@ -454,7 +516,7 @@ impl KvEngine for RocksEngine {
     fn batch(&self) -> RocksBatch<'_> {
         RocksBatch {
             wb: rocksdb::WriteBatch::default(),
-            cfs: Family::ALL.map(|f| self.db.cf_handle(f.name())),
+            cfs: Family::ALL.map(|f| self.core.db.cf_handle(f.name())),
             missing: None,
             index: Vec::new(),
             log: Vec::new(),
@@ -464,26 +526,38 @@ impl KvEngine for RocksEngine {
 
     fn write(&self, batch: RocksBatch<'_>) -> Result<(), EngineError> {
         if let Some(f) = batch.missing {
-            self.cf(f)?;
+            self.core.cf(f)?;
         }
         let RocksBatch {
             mut wb, index, log, ..
         } = batch;
-        let log_key = (!index.is_empty()).then(|| self.next_log.fetch_add(1, Ordering::Relaxed));
+        let log_key =
+            (!index.is_empty()).then(|| self.core.next_log.fetch_add(1, Ordering::Relaxed));
         if let Some(k) = log_key {
-            wb.put_cf(self.cf_named(INDEX_LOG)?, k.to_be_bytes(), &log);
+            wb.put_cf(self.core.cf_named(INDEX_LOG)?, k.to_be_bytes(), &log);
         }
         let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync == SyncPolicy::EveryBatch);
-        self.db.write_opt(wb, &wo).map_err(io)?;
+        wo.set_sync(self.core.sync == SyncPolicy::EveryBatch);
+        self.core.db.write_opt(wb, &wo).map_err(io)?;
         if let Some(k) = log_key {
-            self.add_pending(k, &index);
+            let (froze, waiting) = self.core.add_pending(k, &index);
+            if waiting > MAX_FROZEN {
+                // The spill thread is behind: this writer helps, and waits meanwhile.
+                self.core.spill_frozen();
+            } else if froze {
+                if let Some(s) = &self.spiller {
+                    // A send fails only when the thread is gone; spill here instead.
+                    if s.wake.send(()).is_err() {
+                        self.core.spill_frozen();
+                    }
+                }
+            }
         }
         Ok(())
     }
 
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        self.db.get_cf(self.cf(family)?, key).map_err(io)
+        self.core.db.get_cf(self.core.cf(family)?, key).map_err(io)
     }
 
     fn multi_get(
@@ -491,8 +565,9 @@ impl KvEngine for RocksEngine {
         family: Family,
         keys: &[[u8; 16]],
     ) -> Result<Vec<Option<Vec<u8>>>, EngineError> {
-        let cf = self.cf(family)?;
-        self.db
+        let cf = self.core.cf(family)?;
+        self.core
+            .db
             .batched_multi_get_cf(cf, keys.iter(), true)
             .into_iter()
             .map(|r| r.map(|v| v.map(|s| s.to_vec())).map_err(io))
@@ -507,7 +582,7 @@ impl KvEngine for RocksEngine {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
         if family.is_index() {
-            return self.scan_index(family, start, end, visit);
+            return self.core.scan_index(family, start, end, visit);
         }
         let mut ro = rocksdb::ReadOptions::default();
         if let Some(end) = end {
@@ -516,7 +591,7 @@ impl KvEngine for RocksEngine {
             }
             ro.set_iterate_upper_bound(end.to_vec());
         }
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(family)?, ro);
+        let mut it = self.core.db.raw_iterator_cf_opt(self.core.cf(family)?, ro);
         it.seek(start);
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -531,7 +606,7 @@ impl KvEngine for RocksEngine {
     }
 
     fn last_key(&self, family: Family) -> Result<Option<Vec<u8>>, EngineError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(family)?);
+        let mut it = self.core.db.raw_iterator_cf(self.core.cf(family)?);
         it.seek_to_last();
         let key = it.key().map(<[u8]>::to_vec);
         it.status().map_err(io)?;
@@ -542,14 +617,17 @@ impl KvEngine for RocksEngine {
         if end <= start {
             return Ok(());
         }
-        self.db
-            .delete_range_cf(self.cf(family)?, start, end)
+        self.core
+            .db
+            .delete_range_cf(self.core.cf(family)?, start, end)
             .map_err(io)
     }
 
     fn set_index_cutoff(&self, cutoff_ns: u64) {
-        self.index_cutoff.fetch_max(cutoff_ns, Ordering::Relaxed);
-        self.prune_pending(cutoff_ns);
+        self.core
+            .index_cutoff
+            .fetch_max(cutoff_ns, Ordering::Relaxed);
+        self.core.prune_pending(cutoff_ns);
     }
 
     fn compact(
@@ -561,15 +639,16 @@ impl KvEngine for RocksEngine {
         let mut co = rocksdb::CompactOptions::default();
         // Run the compaction filter on the last level too, so retention reaches every entry.
         co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        self.db
-            .compact_range_cf_opt(self.cf(family)?, start, end, &co);
+        self.core
+            .db
+            .compact_range_cf_opt(self.core.cf(family)?, start, end, &co);
         Ok(())
     }
 
     fn family_size(&self, family: Family) -> Result<FamilySize, EngineError> {
-        let pending = self.pending_entries(Some(family)) as u64;
-        let cf = self.cf(family)?;
-        let p = |name: &str| self.int_property(cf, name);
+        let pending = self.core.pending_entries(Some(family)) as u64;
+        let cf = self.core.cf(family)?;
+        let p = |name: &str| self.core.int_property(cf, name);
         Ok(FamilySize {
             keys: p("rocksdb.estimate-num-keys")? + pending,
             bytes: p("rocksdb.live-sst-files-size")?
@@ -581,7 +660,9 @@ impl KvEngine for RocksEngine {
     fn disk_bytes(&self) -> Result<u64, EngineError> {
         let mut total = 0;
         for f in Family::ALL {
-            total += self.int_property(self.cf(f)?, "rocksdb.live-sst-files-size")?;
+            total += self
+                .core
+                .int_property(self.core.cf(f)?, "rocksdb.live-sst-files-size")?;
         }
         Ok(total)
     }
