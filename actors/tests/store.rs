@@ -20,6 +20,16 @@ fn open(dir: &Path) -> FlowStore {
     FlowStore::open(dir, &StorageOptions::default()).expect("flow store opens")
 }
 
+/// A store that spills its in-memory index tier every `entries` index entries, so the
+/// entries of a test live partly in ingested SST files, partly in memory.
+fn open_spilling(dir: &Path, entries: usize) -> FlowStore {
+    let options = StorageOptions {
+        index_memory_entries: entries,
+        ..StorageOptions::default()
+    };
+    FlowStore::open(dir, &options).expect("flow store opens")
+}
+
 /// Corpus records, copied `copies` times: copy `c` is shifted by `c` hours and its client
 /// address by `c` in the last octet (IPv4), so each copy has its own times and clients.
 fn varied_records(copies: u8) -> Vec<FlowRecord> {
@@ -131,12 +141,22 @@ fn check_every_filter(
 
 #[test]
 fn every_indexed_value_finds_exactly_its_records_across_reopen() {
+    indexed_values_across_reopen(usize::MAX);
+}
+
+#[test]
+fn every_indexed_value_finds_exactly_its_records_with_index_spills() {
+    // 300 entries: a spill every few batches, and a partial tier left at each reopen.
+    indexed_values_across_reopen(300);
+}
+
+fn indexed_values_across_reopen(spill_entries: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let records = varied_records(3);
     let filters = filters_for(&records);
     let mut stored = BTreeMap::new();
     {
-        let store = open(dir.path());
+        let store = open_spilling(dir.path(), spill_entries);
         for chunk in records.chunks(50) {
             let ids = store.write(chunk).expect("write");
             assert_eq!(ids.len(), chunk.len());
@@ -144,11 +164,29 @@ fn every_indexed_value_finds_exactly_its_records_across_reopen() {
         }
         assert_eq!(stored.len(), records.len(), "ids are unique");
         check_every_filter(&store, &stored, &filters);
+        // Spills run on their own thread: wait for them, then check again.
+        store.engine().spill_frozen_index();
+        let props = store.engine().properties().expect("properties");
+        let ip_in_sst = props
+            .families
+            .iter()
+            .find(|(f, _)| *f == flowmesh_core::storage::Family::Ip)
+            .map(|(_, p)| p.estimate_num_keys)
+            .expect("ip family");
+        if spill_entries == usize::MAX {
+            assert_eq!(ip_in_sst, 0, "nothing spilled");
+        } else {
+            assert!(
+                ip_in_sst > 0 && props.pending_index_entries > 0,
+                "{props:?}"
+            );
+        }
+        check_every_filter(&store, &stored, &filters);
         for (id, r) in stored.iter().take(5) {
             assert_eq!(store.get(*id).expect("get").as_ref(), Some(r));
         }
     }
-    let store = open(dir.path());
+    let store = open_spilling(dir.path(), spill_entries);
     check_every_filter(&store, &stored, &filters);
     let max_seq = stored.keys().map(|id| id.seq).max().expect("some ids");
     let new_ids = store.write(&records[..10]).expect("write after reopen");
@@ -181,7 +219,7 @@ fn every_indexed_value_finds_exactly_its_records_across_reopen() {
 #[test]
 fn retention_by_age_drops_exactly_the_old_flows_and_their_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let store = open_spilling(dir.path(), 500);
     let records = varied_records(3);
     let ids = store.write(&records).expect("write");
     let t0 = records.iter().map(|r| r.first_seen).min().expect("records");
@@ -219,9 +257,21 @@ fn retention_by_age_drops_exactly_the_old_flows_and_their_counts() {
         }
     }
     assert_eq!(top.into_iter().collect::<BTreeMap<_, _>>(), expected);
-    // The old index entries were compacted away, not just skipped.
-    let props = store.engine().properties().expect("properties");
-    assert!(!props.families.is_empty());
+    // The old index entries were dropped, not just skipped: the IP index holds at most
+    // two entries per kept record.
+    let ip_entries = store
+        .stats()
+        .expect("stats")
+        .families
+        .iter()
+        .find(|(f, _)| *f == flowmesh_core::storage::Family::Ip)
+        .map(|(_, s)| s.keys)
+        .expect("ip family");
+    assert!(
+        ip_entries <= 2 * kept.len() as u64,
+        "{ip_entries} IP index entries for {} records",
+        kept.len()
+    );
 }
 
 #[test]
@@ -280,7 +330,7 @@ fn a_bad_cidr_is_an_error() {
 #[test]
 fn concurrent_writers_get_unique_ids_and_all_records_are_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let store = open_spilling(dir.path(), 5_000);
     let records = varied_records(2);
     let ids: Vec<Vec<FlowId>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
@@ -322,4 +372,46 @@ fn a_second_open_of_the_same_directory_names_it() {
     let text = err.to_string();
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
     assert!(text.contains("another flowmesh"), "{text}");
+}
+
+#[test]
+fn retention_by_size_drops_the_oldest_flows_until_under_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let records = varied_records(8);
+    let ids = store.write(&records).expect("write");
+    store.engine().flush().expect("flush");
+    let before = store.stats().expect("stats");
+    let flows_bytes = before
+        .families
+        .iter()
+        .find(|(f, _)| *f == flowmesh_core::storage::Family::Flows)
+        .map(|(_, s)| s.bytes)
+        .expect("flows family");
+    assert!(flows_bytes > 0);
+    let now = records.iter().map(|r| r.first_seen).max().expect("records");
+    let limit = flows_bytes / 2;
+    let report = store
+        .apply_retention(now, None, Some(limit))
+        .expect("retention");
+    assert!(report.size_rounds > 0, "{report:?}");
+    assert!(
+        report.disk_bytes_after < report.disk_bytes_before,
+        "{report:?}"
+    );
+    let cutoff = report.size_cutoff.expect("a size cutoff");
+    let expected: Vec<FlowId> = ids
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r.first_seen >= cutoff)
+        .map(|(id, _)| *id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < records.len());
+    let left: Vec<FlowId> = all_pages(&store, &FlowFilter::default(), 500)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, expected);
 }

@@ -8,6 +8,8 @@
 //! # Ok::<(), flowmesh_core::storage::StoreError>(())
 //! ```
 
+mod index_tier;
+mod pending;
 mod rocks;
 
 pub use flowmesh_core::storage::{

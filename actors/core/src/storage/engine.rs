@@ -88,6 +88,17 @@ impl Family {
         Family::INDEXES.contains(&self)
     }
 
+    /// Length of the value part of an index family's keys (the part before
+    /// `[time][seq]`); `None` for the other families.
+    pub fn value_len(self) -> Option<usize> {
+        match self {
+            Family::Ip => Some(16),
+            Family::Port => Some(2),
+            Family::Ja3 | Family::Ja4 | Family::Sni | Family::CommunityId => Some(8),
+            Family::Flows | Family::Counts | Family::Meta => None,
+        }
+    }
+
     /// Position in [`Family::ALL`].
     pub fn index(self) -> usize {
         self as usize
@@ -141,13 +152,15 @@ pub struct FamilySize {
 /// The minimal key-value engine the flow store runs on. See the module docs for the
 /// invariants an implementation keeps.
 pub trait KvEngine: Send + Sync {
-    /// The engine's batch type.
-    type Batch: EngineBatch;
+    /// The engine's batch type (it may borrow the engine, e.g. its column family handles).
+    type Batch<'a>: EngineBatch
+    where
+        Self: 'a;
 
     /// A new, empty batch.
-    fn batch(&self) -> Self::Batch;
+    fn batch(&self) -> Self::Batch<'_>;
     /// Applies `batch` atomically (durably as the engine is configured).
-    fn write(&self, batch: Self::Batch) -> Result<(), EngineError>;
+    fn write(&self, batch: Self::Batch<'_>) -> Result<(), EngineError>;
     /// The value at `key`.
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
     /// The values at `keys`, in the same order.
@@ -262,7 +275,7 @@ pub fn read_u64_le(family: Family, value: Option<&[u8]>) -> Result<u64, EngineEr
 }
 
 impl KvEngine for MemEngine {
-    type Batch = MemBatch;
+    type Batch<'a> = MemBatch;
 
     fn batch(&self) -> MemBatch {
         MemBatch::default()

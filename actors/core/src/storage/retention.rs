@@ -12,6 +12,10 @@
 //! the stored time span (first to last stored first-seen time, at least 1 ns) is dropped,
 //! for at most [`MAX_SIZE_ROUNDS`] rounds per call, so one call's work is bounded.
 //!
+//! The index cutoff lives in the engine's memory only: run retention when the store is
+//! opened and then periodically (the daemon's job), and every later compaction drops
+//! what the last pass cut off.
+//!
 //! A record first seen before a cutoff but written after the retention pass ran is kept
 //! in the flows family until the next pass, but its index entries may be dropped by any
 //! compaction meanwhile: such late records may be found only by a time-range query.
