@@ -58,15 +58,17 @@ fn run(
     prometheus: &PrometheusHandle,
     stop: &AtomicBool,
 ) {
-    let mut last_retention = Instant::now();
+    // The store's index retention cutoff lives in memory: apply retention at once on start.
+    let mut last_retention: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let storage = config
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .storage
             .clone();
-        if last_retention.elapsed() >= Duration::from_secs(storage.retention_interval_s) {
-            last_retention = Instant::now();
+        let interval = Duration::from_secs(storage.retention_interval_s);
+        if last_retention.is_none_or(|t| t.elapsed() >= interval) {
+            last_retention = Some(Instant::now());
             retention(store, storage.max_age_hours, storage.max_size_mb);
         }
         publish_properties(store);
