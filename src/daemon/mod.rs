@@ -141,15 +141,12 @@ async fn serve(
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .listen_addr()?;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .configure(api::configure)
-    })
-    .disable_signals()
-    .workers(2)
-    .bind(listen)
-    .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+            .disable_signals()
+            .workers(2)
+            .bind(listen)
+            .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
     let bound = server.addrs().first().copied().unwrap_or(listen);
     let addr_file = data_dir.join("admin.addr");
     std::fs::write(&addr_file, format!("{bound}\n"))

@@ -1,0 +1,3 @@
+//! `loadgen`: generate pcaps from traffic profiles.
+
+fn main() {}
