@@ -5,6 +5,8 @@
 //! handshake must yield, computed by its own fingerprint code.
 
 pub mod fingerprint;
+pub mod flows;
+pub mod gen;
 pub mod pcap;
 pub mod quic;
 pub mod rng;
