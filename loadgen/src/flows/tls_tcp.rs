@@ -124,7 +124,12 @@ impl TlsTcpFlow {
             }
             5 => {
                 let left = self.response_total - self.response_sent;
-                let n = left.min(SEGMENTS_PER_STEP * c.mss as u64);
+                let per_step = if self.bulk {
+                    4 * SEGMENTS_PER_STEP
+                } else {
+                    SEGMENTS_PER_STEP
+                };
+                let n = left.min(per_step * c.mss as u64);
                 let total = self.response_total;
                 let pool = &cx.pool;
                 c.send_with(

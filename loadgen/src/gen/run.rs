@@ -88,7 +88,7 @@ impl Profile {
     fn concurrency(self, flows: u64) -> usize {
         match self {
             Profile::ManyFlows => flows as usize,
-            Profile::Mixed => 256,
+            Profile::Mixed => 40,
             _ => 128,
         }
     }
@@ -175,7 +175,13 @@ fn quic_flow(cx: &mut Ctx) -> Result<Flow, QuicFlowError> {
     Ok(Flow::Quic(QuicFlow::new(cx, &QUIC_STACKS[i])?))
 }
 
-fn spawn(profile: Profile, cx: &mut Ctx) -> Result<Flow, GenError> {
+/// Concurrent bulk transfers at most: long flows would otherwise crowd out the short ones
+/// and overshoot a byte budget by the whole set.
+const MAX_BULK_ACTIVE: usize = 12;
+
+/// A new flow of `profile`; `bulk_room` is how many bytes a new bulk transfer may carry
+/// (0: no bulk flow now).
+fn spawn(profile: Profile, cx: &mut Ctx, bulk_room: u64) -> Result<Flow, GenError> {
     let io_err = |source| GenError::Io {
         path: PathBuf::from("manifest"),
         source,
@@ -190,28 +196,29 @@ fn spawn(profile: Profile, cx: &mut Ctx) -> Result<Flow, GenError> {
                 tls_flow(cx, r, false).map_err(io_err)?
             }
         }
-        Profile::Mixed => match cx.rng.weighted(&[0.025, 0.55, 0.05, 0.30, 0.075]) {
+        // a free bulk slot is always filled: bulk transfers carry ~95 % of the bytes
+        Profile::Mixed if bulk_room > 1 << 20 => {
+            let r = cx.rng.range(2 << 20, 16 << 20).min(bulk_room);
+            tls_flow(cx, r, true).map_err(io_err)?
+        }
+        Profile::Mixed => match cx.rng.weighted(&[0.6, 0.05, 0.3, 0.05]) {
             0 => {
-                let r = cx.rng.range(2 << 20, 16 << 20);
-                tls_flow(cx, r, true).map_err(io_err)?
-            }
-            1 => {
                 let r = short(cx);
                 tls_flow(cx, r, false).map_err(io_err)?
             }
-            2 => quic_flow(cx)?,
-            3 => Flow::Dns(DnsFlow::new(cx)),
+            1 => quic_flow(cx)?,
+            2 => Flow::Dns(DnsFlow::new(cx)),
             _ => {
                 let b = cx.rng.range(200, 20_000) as u32;
                 Flow::Http(HttpFlow::new(cx, b))
             }
         },
         Profile::OooHeavy => match cx.rng.weighted(&[0.1, 0.75, 0.15]) {
-            0 => {
-                let r = cx.rng.range(100_000, 1 << 20);
+            0 if bulk_room > 100_000 => {
+                let r = cx.rng.range(100_000, 1 << 20).min(bulk_room);
                 tls_flow(cx, r, true).map_err(io_err)?
             }
-            1 => {
+            0 | 1 => {
                 let r = short(cx);
                 tls_flow(cx, r, false).map_err(io_err)?
             }
@@ -273,15 +280,23 @@ pub fn generate(opt: &GenOptions) -> Result<Report, GenError> {
     let mut active: Vec<Flow> = Vec::with_capacity(conc.min(1 << 21));
     let mut burst = Burst::new();
     let mut spawned = 0u64;
+    let mut bulk_active = 0usize;
     loop {
         while active.len() < conc && spawned < flow_budget && em.bytes() < byte_budget {
-            let f = spawn(opt.profile, &mut cx).map_err(|e| match e {
+            let left = byte_budget.saturating_sub(em.bytes()) / 4;
+            let room = if bulk_active < MAX_BULK_ACTIVE {
+                left
+            } else {
+                0
+            };
+            let f = spawn(opt.profile, &mut cx, room).map_err(|e| match e {
                 GenError::Io { source, .. } => GenError::Io {
                     path: mpath.clone(),
                     source,
                 },
                 e => e,
             })?;
+            bulk_active += usize::from(f.is_bulk());
             active.push(f);
             spawned += 1;
         }
@@ -295,6 +310,7 @@ pub fn generate(opt: &GenOptions) -> Result<Report, GenError> {
                 let done = active[i].step(&mut cx, &mut burst);
                 em.flush(&mut burst).map_err(pcap_err)?;
                 if done {
+                    bulk_active -= usize::from(active[i].is_bulk());
                     active.swap_remove(i);
                 } else {
                     i += 1;
@@ -309,6 +325,7 @@ pub fn generate(opt: &GenOptions) -> Result<Report, GenError> {
                 cx.totals.bulk_bytes += em.bytes() - before;
             }
             if done {
+                bulk_active -= usize::from(active[i].is_bulk());
                 active.swap_remove(i);
             }
         }
