@@ -2,5 +2,6 @@
 
 mod corpus;
 mod daemon;
+mod loadgen;
 mod replay_cli;
 mod support;

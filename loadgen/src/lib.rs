@@ -1,0 +1,14 @@
+//! flowmesh-loadgen: a traffic generator for flowmesh, independent of the daemon's code.
+//!
+//! It builds every byte itself (Ethernet to TLS/QUIC), writes classic pcap files from
+//! profiles, and records in a manifest what it generated, including the JA3/JA4 each
+//! handshake must yield, computed by its own fingerprint code.
+
+pub mod fingerprint;
+pub mod flows;
+pub mod gen;
+pub mod pcap;
+pub mod quic;
+pub mod rng;
+pub mod tls;
+pub mod wire;
