@@ -31,7 +31,11 @@ fn worker_config() -> WorkerConfig {
 }
 
 fn run(frames: &[(Timestamp, LinkType, Vec<u8>)]) -> Vec<FlowRecord> {
-    let mut shard = Inline::new(ShardConfig::default(), worker_config());
+    run_with(ShardConfig::default(), frames)
+}
+
+fn run_with(cfg: ShardConfig, frames: &[(Timestamp, LinkType, Vec<u8>)]) -> Vec<FlowRecord> {
+    let mut shard = Inline::new(cfg, worker_config());
     let mut out = Vec::new();
     for (ts, link, data) in frames {
         let frame = Frame {
@@ -184,7 +188,13 @@ fn segments(
     segs
 }
 
-fn replay_resegmented(c: &Conn, client_segs: &[(usize, Vec<u8>)]) -> Option<Handshake> {
+/// The frames of `c` with the client's stream cut into `client_segs`: handshake (without
+/// the client's SYN unless `client_syn`), client segments, server segments.
+fn conn_frames(
+    c: &Conn,
+    client_segs: &[(usize, Vec<u8>)],
+    client_syn: bool,
+) -> Vec<(Timestamp, LinkType, Vec<u8>)> {
     let mut frames = Vec::new();
     let mut t = 1_700_000_000_000_000_000i64;
     let mut push = |f: Vec<u8>| {
@@ -192,7 +202,9 @@ fn replay_resegmented(c: &Conn, client_segs: &[(usize, Vec<u8>)]) -> Option<Hand
         frames.push((Timestamp(t), LinkType::Ethernet, f));
     };
     let (ci, si) = (c.isn[0], c.isn[1]);
-    push(tcp_frame(c.client, c.server, ci, 0, 0x02, &[]));
+    if client_syn {
+        push(tcp_frame(c.client, c.server, ci, 0, 0x02, &[]));
+    }
     push(tcp_frame(
         c.server,
         c.client,
@@ -230,10 +242,18 @@ fn replay_resegmented(c: &Conn, client_segs: &[(usize, Vec<u8>)]) -> Option<Hand
             chunk,
         ));
     }
-    run(&frames)
+    frames
+}
+
+fn handshake_of(records: Vec<FlowRecord>, c: &Conn) -> Option<Handshake> {
+    records
         .into_iter()
         .find(|r| r.client_port == c.client.1)
         .and_then(|r| r.handshakes.into_iter().next())
+}
+
+fn replay_resegmented(c: &Conn, client_segs: &[(usize, Vec<u8>)]) -> Option<Handshake> {
+    handshake_of(run(&conn_frames(c, client_segs, true)), c)
 }
 
 fn same_handshake(got: Option<Handshake>, want: &Handshake) -> Result<(), TestCaseError> {
@@ -292,4 +312,48 @@ fn lifted_flows_carry_the_corpus_values() {
         c.streams[0].len() > 1800,
         "Chromium's ClientHello spans two segments"
     );
+}
+
+#[test]
+fn flows_without_payload_take_no_inspection_capacity() {
+    // 500 SYN-only flows (a SYN flood) in front of a real handshake, with room for 8
+    // flows under inspection: the handshake is still parsed.
+    let c = lift("pub_chromium_tcp.pcap", 59824);
+    let mut frames = Vec::new();
+    for port in 0..500u16 {
+        let syn = tcp_frame(
+            (Ipv4Addr::new(198, 51, 100, 7), 1024 + port),
+            c.server,
+            7,
+            0,
+            0x02,
+            &[],
+        );
+        frames.push((
+            Timestamp(1_700_000_000_000_000_000),
+            LinkType::Ethernet,
+            syn,
+        ));
+    }
+    frames.extend(conn_frames(&c, &[(0, c.streams[0].clone())], true));
+    let cfg = ShardConfig {
+        max_inspected_flows: 8,
+        ..ShardConfig::default()
+    };
+    let got = handshake_of(run_with(cfg, &frames), &c);
+    assert_eq!(got.and_then(|h| h.ja4), c.expected.ja4);
+}
+
+#[test]
+fn a_syn_ack_without_its_syn_places_the_client_stream() {
+    // The client's SYN is missing and its ClientHello's second segment comes first: the
+    // SYN-ACK's acknowledgment number says where the client's stream starts.
+    let c = lift("pub_chromium_tcp.pcap", 59824);
+    let split = 1000;
+    let segs = vec![
+        (split, c.streams[0][split..].to_vec()),
+        (0, c.streams[0][..split].to_vec()),
+    ];
+    let got = handshake_of(run(&conn_frames(&c, &segs, false)), &c);
+    assert_eq!(got.and_then(|h| h.ja4), c.expected.ja4);
 }

@@ -22,8 +22,13 @@ use flowmesh_schemas::{Transport, L7};
 pub struct FlowState {
     /// Application protocol recognised.
     pub l7: Option<L7>,
-    /// Live inspection; `None` before the first packet and after inspection ended.
+    /// Live inspection; `None` before the first packet that carries bytes to inspect
+    /// (so a flow that only handshakes, like a SYN flood's, holds no buffers) and after
+    /// inspection ended.
     inspection: Option<Box<Inspection>>,
+    /// A SYN-ACK's acknowledgment number, seen before the inspection existed and without
+    /// the SYN it answers: where the other side's data starts.
+    syn_ack: Option<(Side, u32)>,
     /// Inspection is over for this flow (finished or given up).
     done: bool,
     /// The handshake session a worker runs for this flow, once a protocol claimed it.
@@ -122,17 +127,48 @@ impl FlowState {
             return self.stop(cx);
         }
         if self.inspection.is_none() {
+            if feed == Feed::Stream && pkt.payload.is_empty() {
+                self.note_syn_ack(meta, side, pkt);
+                return;
+            }
             if *cx.inspecting >= cx.max_inspected {
                 cx.counts.drops.bump("inspection_capacity");
                 return self.stop(cx);
             }
             *cx.inspecting += 1;
-            self.inspection = Some(Box::default());
+            self.inspection = Some(self.new_inspection(meta));
         }
         match feed {
             Feed::Stream => self.on_segment(slot, meta, side, pkt, cx),
             Feed::Datagram => self.on_datagram(slot, meta, side, pkt, cx),
         }
+    }
+
+    /// Remembers where the SYN-ACK's peer starts sending when its SYN was not seen (the
+    /// sides' own SYNs are in `meta.syn_seq`).
+    fn note_syn_ack(&mut self, meta: &FlowMeta, side: Side, pkt: &Packet<'_>) {
+        let Some(tcp) = pkt.tcp else { return };
+        let syn_ack = TcpInfo::SYN | TcpInfo::ACK;
+        if tcp.flags & syn_ack == syn_ack && meta.syn_seq[side.other().index()].is_none() {
+            self.syn_ack = Some((side.other(), tcp.ack));
+        }
+    }
+
+    /// An inspection whose streams start where the SYNs seen so far say.
+    fn new_inspection(&self, meta: &FlowMeta) -> Box<Inspection> {
+        let mut insp = Box::<Inspection>::default();
+        for d in [Side::Lo, Side::Hi] {
+            let base = match (meta.syn_seq[d.index()], self.syn_ack) {
+                // The SYN occupies one sequence number (RFC 9293 §3.4).
+                (Some(isn), _) => Some(isn.wrapping_add(1)),
+                (None, Some((peer, ack))) if peer == d => Some(ack),
+                _ => None,
+            };
+            if let Some(b) = base {
+                insp.streams[d.index()].set_base(b);
+            }
+        }
+        insp
     }
 
     fn on_segment(
