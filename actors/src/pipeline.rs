@@ -23,6 +23,7 @@ use crate::runtime::{
     failure_channel, start_stage, start_stage_in_arbiter, Delivery, Priority, RestartPolicy,
     StageConfig, StageConfigError, StageCounters, StageFailed,
 };
+use crate::stages::shard::ShardSelfEdges;
 use crate::stages::worker::WorkerEdges;
 use crate::stages::writer::{Output, WriterShared};
 use crate::stages::{EncoderStage, Fault, SchedulerStage, ShardStage, WorkerStage, WriterStage};
@@ -211,6 +212,7 @@ async fn run(
         )?);
     }
 
+    let self_edges: ShardSelfEdges = Arc::new(OnceLock::new());
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
         let to_workers: Vec<_> = workers
@@ -218,7 +220,7 @@ async fn run(
             .map(|w| w.edge(Priority::Low, Delivery::Lossless))
             .collect();
         let to_scheduler = scheduler.edge(Priority::Low, Delivery::Lossless);
-        let (board, fault) = (board.clone(), cfg.fault.clone());
+        let (board, fault, me) = (board.clone(), cfg.fault.clone(), Arc::clone(&self_edges));
         let base = ShardConfig {
             index: u16::try_from(i).unwrap_or(u16::MAX),
             workers: u16::try_from(m).unwrap_or(u16::MAX),
@@ -248,6 +250,7 @@ async fn run(
                     to_scheduler.clone(),
                     board.clone(),
                     fault.clone(),
+                    Arc::clone(&me),
                 )
             },
             on_failure.clone(),
@@ -257,6 +260,12 @@ async fn run(
         shards
             .iter()
             .map(|s| s.edge(Priority::High, Delivery::Droppable))
+            .collect::<Vec<_>>(),
+    );
+    let _ = self_edges.set(
+        shards
+            .iter()
+            .map(|s| s.edge(Priority::Low, Delivery::Lossless))
             .collect::<Vec<_>>(),
     );
 

@@ -137,6 +137,11 @@ async fn serve(
     data_dir: PathBuf,
     log: &LogReload,
 ) -> Result<()> {
+    // Handlers first: a SIGHUP that arrived before them would end the process (its
+    // default action), and readiness promises that signals are handled.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let listen = config
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -161,9 +166,6 @@ async fn serve(
         data_dir.join("spool").display()
     );
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

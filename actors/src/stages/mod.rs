@@ -6,6 +6,7 @@
 //! | [`ShardItem::Packets`] | low | must-deliver from files, droppable from live sources |
 //! | [`ShardItem::Updates`] | high | droppable (hints: a lost one only delays early discard) |
 //! | [`ShardItem::EndOfInput`] | low | must-deliver, after the source's last batch |
+//! | [`ShardItem::FinishMore`] | low | must-deliver (the shard to itself, ending its flows a chunk at a time) |
 //! | [`WorkerItem::Work`] | low | must-deliver (carries records of flows with a session) |
 //! | [`WorkerItem::Tick`] | low | must-deliver (flushes gathered records) |
 //! | [`WorkerItem::EndOfInput`] | low | must-deliver |

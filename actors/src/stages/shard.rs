@@ -4,7 +4,7 @@
 //! scheduler. Publishes its counters to the [`StatsBoard`] every few batches and at end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use flowmesh_core::handshake::{HandshakeBatch, InspectionUpdate};
 use flowmesh_core::shard::{Shard, ShardConfig, ShardOutput};
@@ -25,6 +25,9 @@ pub enum ShardItem {
     Updates(Vec<InspectionUpdate>),
     /// The source has sent its last batch.
     EndOfInput,
+    /// Sent by the shard to itself while it ends its flows after `EndOfInput`, a chunk at a
+    /// time: each chunk's records are on their way before the next is made.
+    FinishMore,
 }
 
 /// A test-only fault hook: shard `shard` panics on its batch number `at` (counted across
@@ -75,6 +78,13 @@ const PUBLISH_EVERY: u64 = 64;
 /// waits at most a tick.
 pub const RECORD_BATCH: usize = 256;
 
+/// Flows ended per turn at end of input: bounds the records in flight when a large table
+/// is flushed (a million flows would otherwise all become records at once).
+const FINISH_CHUNK: usize = 4 * RECORD_BATCH;
+
+/// Every shard's own low queue (lossless), indexed by shard, for [`ShardItem::FinishMore`].
+pub type ShardSelfEdges = Arc<OnceLock<Vec<Edge<ShardItem>>>>;
+
 /// The shard stage. See the module docs.
 pub struct ShardStage {
     index: usize,
@@ -85,6 +95,7 @@ pub struct ShardStage {
     board: StatsBoard,
     fault: Option<Arc<Fault>>,
     batches: u64,
+    me: ShardSelfEdges,
 }
 
 impl std::fmt::Debug for ShardStage {
@@ -105,6 +116,7 @@ impl ShardStage {
         scheduler: Edge<SchedulerItem>,
         board: StatsBoard,
         fault: Option<Arc<Fault>>,
+        me: ShardSelfEdges,
     ) -> Self {
         ShardStage {
             index: usize::from(cfg.index),
@@ -115,6 +127,7 @@ impl ShardStage {
             board,
             fault,
             batches: 0,
+            me,
         }
     }
 
@@ -178,14 +191,27 @@ impl Stage for ShardStage {
                 }
                 self.flush(out, false);
             }
-            ShardItem::EndOfInput => {
-                self.shard.finish(&mut self.out);
+            ShardItem::EndOfInput | ShardItem::FinishMore => {
+                let done = self.shard.finish_some(FINISH_CHUNK, &mut self.out);
                 self.flush(out, true);
-                self.publish();
-                for edge in &self.workers {
-                    out.send(edge, WorkerItem::EndOfInput);
+                let me = self.me.get().and_then(|edges| edges.get(self.index));
+                match me {
+                    Some(me) if !done => {
+                        out.send(me, ShardItem::FinishMore);
+                    }
+                    _ => {
+                        if !done {
+                            // No edge to itself (not wired): end the rest at once.
+                            self.shard.finish(&mut self.out);
+                            self.flush(out, true);
+                        }
+                        self.publish();
+                        for edge in &self.workers {
+                            out.send(edge, WorkerItem::EndOfInput);
+                        }
+                        out.send(&self.scheduler, SchedulerItem::EndOfInput);
+                    }
                 }
-                out.send(&self.scheduler, SchedulerItem::EndOfInput);
             }
         }
         Ok(())

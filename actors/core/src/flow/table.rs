@@ -407,10 +407,24 @@ impl<X: Default> FlowTable<X> {
 
     /// Ends every flow (end of input or shutdown), least recently active first.
     pub fn drain(&mut self, on_end: &mut impl FnMut(FlowEntry<X>, EndReason)) {
-        while self.tail != NIL {
+        self.drain_some(usize::MAX, on_end);
+    }
+
+    /// Like [`FlowTable::drain`], but ends at most `max` flows (least recently active
+    /// first); returns whether the table is now empty.
+    pub fn drain_some(
+        &mut self,
+        max: usize,
+        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+    ) -> bool {
+        for _ in 0..max {
+            if self.tail == NIL {
+                break;
+            }
             let idx = self.tail;
             self.end(idx, EndReason::EndOfInput, on_end);
         }
+        self.tail == NIL
     }
 
     fn end(

@@ -286,9 +286,15 @@ impl Shard {
 
     /// Ends every flow with `end_of_input` (or how it closed) and emits its record.
     pub fn finish(&mut self, out: &mut ShardOutput) {
+        self.finish_some(usize::MAX, out);
+    }
+
+    /// Like [`Shard::finish`], but ends at most `max` flows, so a caller can pass the
+    /// records on before it makes more; returns whether every flow has ended.
+    pub fn finish_some(&mut self, max: usize, out: &mut ShardOutput) -> bool {
         let parts = &mut self.parts;
         self.table
-            .drain(&mut |entry, reason| parts.end_flow(entry, reason, out));
+            .drain_some(max, &mut |entry, reason| parts.end_flow(entry, reason, out))
     }
 }
 
