@@ -52,7 +52,9 @@ pub struct TcpConn {
     pub sseq: u32,
     /// Maximum segment size (payload bytes per segment).
     pub mss: usize,
-    ts: u32,
+    /// The last timestamp value each side sent (client, server); the other side echoes it
+    /// (RFC 7323 §3: TSecr is the peer's most recent TSval).
+    ts: [u32; 2],
 }
 
 /// SYN options: MSS 1460, SACK permitted, timestamps, window scale 7 (Linux order).
@@ -79,7 +81,7 @@ impl TcpConn {
             cseq: isn_c,
             sseq: isn_s,
             mss,
-            ts: isn_c >> 8,
+            ts: [isn_c >> 8, isn_s >> 8],
         }
     }
 
@@ -92,7 +94,12 @@ impl TcpConn {
         payload_len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) {
-        self.ts = self.ts.wrapping_add(1);
+        let (me, peer) = match dir {
+            Dir::C2s => (0, 1),
+            Dir::S2c => (1, 0),
+        };
+        self.ts[me] = self.ts[me].wrapping_add(1);
+        let (tsval, tsecr) = (self.ts[me], self.ts[peer]);
         let (l2, ip, sp, dp) = self.ep.toward(dir);
         let (seq, ack) = match dir {
             Dir::C2s => (self.cseq, self.sseq),
@@ -102,18 +109,12 @@ impl TcpConn {
         let so;
         let to;
         let options: &[u8] = if syn {
-            so = syn_options(
-                self.mss as u16,
-                self.ts,
-                if flags & TcpFlags::ACK != 0 {
-                    self.ts
-                } else {
-                    0
-                },
-            );
+            // A SYN echoes nothing; a SYN-ACK echoes the SYN's value.
+            let ecr = if flags & TcpFlags::ACK != 0 { tsecr } else { 0 };
+            so = syn_options(self.mss as u16, tsval, ecr);
             &so
         } else {
-            to = ts_options(self.ts, self.ts.wrapping_sub(1));
+            to = ts_options(tsval, tsecr);
             &to
         };
         let meta = TcpMeta {
@@ -247,5 +248,45 @@ mod tests {
         assert_eq!(last_data.len(), 14 + 20 + 32 + 80);
         c.close(&mut fb, &mut b);
         assert_eq!((c.cseq, c.sseq), (4002, 5002));
+    }
+
+    /// (source port, TSval, TSecr) of an IPv4 frame's TCP timestamp option.
+    fn timestamps(frame: &[u8]) -> (u16, u32, u32) {
+        let tcp = &frame[14 + 20..];
+        let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let options = &tcp[20..usize::from(tcp[12] >> 4) * 4];
+        let at = options
+            .windows(2)
+            .position(|w| w == [8, 10])
+            .expect("timestamp option");
+        let word = |i: usize| {
+            u32::from_be_bytes([options[i], options[i + 1], options[i + 2], options[i + 3]])
+        };
+        (sport, word(at + 2), word(at + 6))
+    }
+
+    #[test]
+    fn every_segment_echoes_the_peers_latest_timestamp() {
+        // RFC 7323 §3: a SYN echoes 0, a SYN-ACK the SYN's TSval, every later segment the
+        // most recent TSval from the other side (Suricata refuses a SYN-ACK that does not).
+        let mut fb = FrameBuilder::new();
+        let mut b = Burst::new();
+        let mut c = conn();
+        c.syn(&mut fb, &mut b);
+        c.syn_ack(&mut fb, &mut b);
+        c.ack(&mut fb, &mut b, Dir::C2s);
+        c.send(&mut fb, &mut b, Dir::C2s, &[0u8; 3000]);
+        c.send(&mut fb, &mut b, Dir::S2c, &[0u8; 2000]);
+        c.close(&mut fb, &mut b);
+        let mut last = std::collections::HashMap::new();
+        for i in 0..b.len() {
+            let (sport, tsval, tsecr) = timestamps(b.frame(i));
+            let peer = if sport == 443 { 40000 } else { 443 };
+            assert_eq!(tsecr, last.get(&peer).copied().unwrap_or(0), "segment {i}");
+            if let Some(mine) = last.get(&sport) {
+                assert!(tsval > *mine, "segment {i}: TSval goes backwards");
+            }
+            last.insert(sport, tsval);
+        }
     }
 }
