@@ -2,8 +2,10 @@
 //!
 //! It builds every byte itself (Ethernet to TLS/QUIC), writes classic pcap files from
 //! profiles, and records in a manifest what it generated, including the JA3/JA4 each
-//! handshake must yield, computed by its own fingerprint code.
+//! handshake must yield, computed by its own fingerprint code. `bench` times flowmesh against
+//! Suricata and tshark on such a file.
 
+pub mod bench;
 pub mod fingerprint;
 pub mod flows;
 pub mod gen;

@@ -16,6 +16,78 @@ struct Cli {
 enum Cmd {
     /// Write a pcap and `<out>.manifest.json` from a profile
     Gen(GenArgs),
+    /// Time flowmesh against Suricata and tshark on one capture, alternating rounds
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The capture (a loadgen file's manifest, beside it, gives packet and handshake counts)
+    #[arg(long)]
+    file: PathBuf,
+    /// Rounds; every tool runs once per round
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The flowmesh binary (default: `flowmesh` beside this loadgen)
+    #[arg(long)]
+    flowmesh: Option<PathBuf>,
+    /// flowmesh shards
+    #[arg(long, default_value_t = 1)]
+    shards: u16,
+    /// Peers to run, comma-separated (default: those of suricata, tshark that are installed)
+    #[arg(long, value_delimiter = ',')]
+    peers: Option<Vec<String>>,
+    /// Also write the report as JSON here
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Scratch directory for the tools' logs
+    #[arg(long, default_value = "loadgen-bench")]
+    scratch: PathBuf,
+}
+
+/// Whether `program` is on the PATH.
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    use flowmesh_loadgen::bench::{bench, Tool};
+    let flowmesh = match a.flowmesh {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("flowmesh"))
+            .ok_or_else(|| anyhow!("cannot locate flowmesh; pass --flowmesh"))?,
+    };
+    let mut tools = vec![Tool::Flowmesh {
+        path: flowmesh,
+        shards: a.shards,
+    }];
+    let peers = a.peers.unwrap_or_else(|| {
+        ["suricata", "tshark"]
+            .iter()
+            .filter(|p| installed(p))
+            .map(|p| p.to_string())
+            .collect()
+    });
+    for p in &peers {
+        tools.push(match p.as_str() {
+            "suricata" => Tool::Suricata,
+            "tshark" => Tool::Tshark,
+            other => return Err(anyhow!("unknown peer {other:?}: suricata or tshark")),
+        });
+    }
+    if peers.is_empty() {
+        eprintln!("loadgen bench: neither suricata nor tshark is installed; timing flowmesh alone (scripts/bench-suricata installs Suricata)");
+    }
+    let report = bench(&tools, &a.file, a.rounds, &a.scratch)?;
+    print!("{report}");
+    if let Some(path) = a.json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,5 +172,6 @@ fn gen(a: GenArgs) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Gen(a) => gen(a),
+        Cmd::Bench(a) => bench(a),
     }
 }
