@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
 
 use actix_web::{web, HttpResponse};
 use flowmesh_actors::runtime::{QueueCounters, StageCounters};
@@ -29,13 +28,7 @@ pub async fn ingest(
     state: web::Data<AppState>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state
-        .config
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .api
-        .max_upload_mb
-        .saturating_mul(1 << 20);
+    let limit = state.api().max_upload_mb.saturating_mul(1 << 20);
     let n = state.uploads.fetch_add(1, Ordering::Relaxed);
     let upload = Upload(
         state
@@ -72,11 +65,12 @@ pub async fn ingest(
         ));
     }
     let (tx, rx) = oneshot::channel();
-    state.ingestor.try_submit(Job {
+    let job = Job {
         path: upload.0.clone(),
         origin: Origin::Upload,
         reply: tx,
-    });
+    };
+    state.ingestor.submit(job, false);
     let result = rx
         .await
         .map_err(|_| ApiError::internal("the ingest thread stopped"))?;

@@ -7,7 +7,6 @@ use flowmesh_core::storage::{parse_cidr, FlowFilter, FlowId, TopField};
 use flowmesh_schemas::{FlowRecord, Timestamp, Transport};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use std::sync::PoisonError;
 
 use super::error::ApiError;
 use super::AppState;
@@ -182,12 +181,7 @@ pub async fn list(
     state: web::Data<AppState>,
     params: web::Query<FlowsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let max_page = state
-        .config
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .api
-        .max_page;
+    let max_page = state.api().max_page;
     let (filter, limit, cursor) = params.parse(max_page)?;
     let store = state.store.clone();
     let page = web::block(move || store.query(&filter, cursor, limit))

@@ -49,6 +49,17 @@ pub struct AppState {
     pub uploads: AtomicU64,
 }
 
+impl AppState {
+    /// The `[api]` settings now (SIGHUP may change them).
+    pub fn api(&self) -> crate::config::ApiConfig {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .api
+            .clone()
+    }
+}
+
 /// Every route: method and path (`{id}` for path parameters).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/flows"),

@@ -2,65 +2,34 @@
 //! `storage.retention_interval_s`), RocksDB properties published as gauges, and the
 //! Prometheus recorder's upkeep.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flowmesh_actors::storage::FlowStore;
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::background::{Background, StopFlag};
 use crate::config::Config;
 
 /// How often RocksDB properties are published.
 const PROPERTIES_EVERY: Duration = Duration::from_secs(5);
 
-/// The housekeeping thread.
-#[derive(Debug)]
-pub struct Housekeeping {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// Starts the housekeeping thread.
+pub fn start(
+    config: Arc<RwLock<Config>>,
+    store: Arc<FlowStore>,
+    prometheus: PrometheusHandle,
+) -> std::io::Result<Background> {
+    Background::spawn("housekeeping", move |stop| {
+        run(&config, &store, &prometheus, stop)
+    })
 }
 
-impl Housekeeping {
-    /// Starts the thread.
-    pub fn start(
-        config: Arc<RwLock<Config>>,
-        store: Arc<FlowStore>,
-        prometheus: PrometheusHandle,
-    ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name("housekeeping".into())
-                .spawn(move || run(&config, &store, &prometheus, &stop))?
-        };
-        Ok(Housekeeping {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread (after a retention run in progress).
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn run(
-    config: &RwLock<Config>,
-    store: &FlowStore,
-    prometheus: &PrometheusHandle,
-    stop: &AtomicBool,
-) {
+fn run(config: &RwLock<Config>, store: &FlowStore, prometheus: &PrometheusHandle, stop: &StopFlag) {
     // The store's index retention cutoff lives in memory: apply retention at once on start.
     let mut last_retention: Option<Instant> = None;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_set() {
         let storage = config
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -73,10 +42,7 @@ fn run(
         }
         publish_properties(store);
         prometheus.run_upkeep();
-        let until = Instant::now() + PROPERTIES_EVERY;
-        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        stop.sleep(PROPERTIES_EVERY);
     }
 }
 

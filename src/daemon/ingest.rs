@@ -160,39 +160,29 @@ impl Ingestor {
         })
     }
 
-    fn sender(&self) -> Option<SyncSender<Job>> {
-        self.queue
+    /// Queues `job`: waiting for room when `wait`, else answering a full queue with
+    /// [`IngestError::Busy`]. A stopping daemon answers [`IngestError::ShuttingDown`].
+    pub fn submit(&self, job: Job, wait: bool) {
+        let tx = self
+            .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Queues `job` without waiting; a full queue or a stopping daemon answers the job
-    /// with [`IngestError::Busy`] or [`IngestError::ShuttingDown`].
-    pub fn try_submit(&self, job: Job) {
-        let Some(tx) = self.sender() else {
+            .clone();
+        let Some(tx) = tx else {
             let _ = job.reply.send(Err(IngestError::ShuttingDown));
             return;
         };
-        match tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                let _ = job.reply.send(Err(IngestError::Busy));
+        let refused = if wait {
+            tx.send(job).err().map(|e| (e.0, IngestError::ShuttingDown))
+        } else {
+            match tx.try_send(job) {
+                Ok(()) => None,
+                Err(TrySendError::Full(job)) => Some((job, IngestError::Busy)),
+                Err(TrySendError::Disconnected(job)) => Some((job, IngestError::ShuttingDown)),
             }
-            Err(TrySendError::Disconnected(job)) => {
-                let _ = job.reply.send(Err(IngestError::ShuttingDown));
-            }
-        }
-    }
-
-    /// Queues `job`, waiting for room.
-    pub fn submit(&self, job: Job) {
-        let Some(tx) = self.sender() else {
-            let _ = job.reply.send(Err(IngestError::ShuttingDown));
-            return;
         };
-        if let Err(e) = tx.send(job) {
-            let _ = e.0.reply.send(Err(IngestError::ShuttingDown));
+        if let Some((job, why)) = refused {
+            let _ = job.reply.send(Err(why));
         }
     }
 

@@ -9,6 +9,7 @@
 //! what is in flight and stops; housekeeping stops; the store is flushed and closed. Exit
 //! status 0. SIGHUP re-reads the configuration file.
 
+pub mod background;
 pub mod housekeeping;
 pub mod ingest;
 pub mod spool;
@@ -28,9 +29,8 @@ use crate::api::{self, AppState};
 use crate::cli::RunArgs;
 use crate::config::{Config, Sync};
 use crate::LogReload;
-use housekeeping::Housekeeping;
 use ingest::Ingestor;
-use spool::{Spool, SpoolDirs};
+use spool::SpoolDirs;
 
 /// The configuration `args` ask for: the file (or the embedded defaults), then the
 /// command-line overrides.
@@ -91,9 +91,9 @@ pub fn run(args: &RunArgs, log: &LogReload) -> Result<()> {
 
     let config = Arc::new(RwLock::new(config));
     let ingestor = Arc::new(Ingestor::start(Arc::clone(&config), Arc::clone(&store))?);
-    let mut spool = Spool::start(spool_dirs, Arc::clone(&config), Arc::clone(&ingestor))?;
+    let mut spool = spool::start(spool_dirs, Arc::clone(&config), Arc::clone(&ingestor))?;
     let mut housekeeping =
-        Housekeeping::start(Arc::clone(&config), Arc::clone(&store), prometheus.clone())?;
+        housekeeping::start(Arc::clone(&config), Arc::clone(&store), prometheus.clone())?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = web::Data::new(AppState {
         store: Arc::clone(&store),

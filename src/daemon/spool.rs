@@ -8,16 +8,15 @@
 //! part that was read are stored, so ingesting it again would store them twice; the log
 //! says so and the operator decides.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
+use super::background::{Background, StopFlag};
 use super::ingest::{Ingestor, Job, Origin};
 use crate::config::{Config, SpoolAfter};
 
@@ -50,48 +49,22 @@ impl SpoolDirs {
     }
 }
 
-/// The watcher thread.
-#[derive(Debug)]
-pub struct Spool {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Spool {
-    /// Watches `dirs.inbox`, handing files to `ingestor`.
-    pub fn start(
-        dirs: SpoolDirs,
-        config: Arc<RwLock<Config>>,
-        ingestor: Arc<Ingestor>,
-    ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name("spool".into())
-                .spawn(move || watch(&dirs, &config, &ingestor, &stop))?
-        };
-        Ok(Spool {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops watching (after the file being ingested, which the ingestor cuts short).
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Starts the watcher thread on `dirs.inbox`, handing files to `ingestor`. Stopping it
+/// waits for the file being ingested, which the ingestor cuts short.
+pub fn start(
+    dirs: SpoolDirs,
+    config: Arc<RwLock<Config>>,
+    ingestor: Arc<Ingestor>,
+) -> std::io::Result<Background> {
+    Background::spawn("spool", move |stop| watch(&dirs, &config, &ingestor, stop))
 }
 
 /// A file's size and modification time, and since when they have not changed.
 type Seen = HashMap<PathBuf, ((u64, SystemTime), Instant)>;
 
-fn watch(dirs: &SpoolDirs, config: &RwLock<Config>, ingestor: &Ingestor, stop: &AtomicBool) {
+fn watch(dirs: &SpoolDirs, config: &RwLock<Config>, ingestor: &Ingestor, stop: &StopFlag) {
     let mut seen = Seen::new();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_set() {
         let capture = config
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -99,24 +72,13 @@ fn watch(dirs: &SpoolDirs, config: &RwLock<Config>, ingestor: &Ingestor, stop: &
             .clone();
         let settle = Duration::from_millis(capture.spool_settle_ms);
         for path in ready_files(&dirs.inbox, &mut seen, settle) {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_set() {
                 return;
             }
             seen.remove(&path);
             ingest(dirs, &path, capture.spool_after, ingestor);
         }
-        sleep_unless_stopped(Duration::from_millis(capture.spool_poll_ms), stop);
-    }
-}
-
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
-    let end = Instant::now() + total;
-    while !stop.load(Ordering::Relaxed) {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+        stop.sleep(Duration::from_millis(capture.spool_poll_ms));
     }
 }
 
@@ -133,7 +95,7 @@ fn ready_files(dir: &Path, seen: &mut Seen, settle: Duration) -> Vec<PathBuf> {
     };
     let now = Instant::now();
     let mut ready = Vec::new();
-    let mut present = Vec::new();
+    let mut present = HashSet::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -144,7 +106,7 @@ fn ready_files(dir: &Path, seen: &mut Seen, settle: Duration) -> Vec<PathBuf> {
         let path = entry.path();
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let state = (meta.len(), mtime);
-        present.push(path.clone());
+        present.insert(path.clone());
         let since = match seen.get(&path) {
             Some((s, since)) if *s == state => *since,
             _ => {
@@ -163,11 +125,12 @@ fn ready_files(dir: &Path, seen: &mut Seen, settle: Duration) -> Vec<PathBuf> {
 
 fn ingest(dirs: &SpoolDirs, path: &Path, after: SpoolAfter, ingestor: &Ingestor) {
     let (tx, rx) = oneshot::channel();
-    ingestor.submit(Job {
+    let job = Job {
         path: path.to_path_buf(),
         origin: Origin::Spool,
         reply: tx,
-    });
+    };
+    ingestor.submit(job, true);
     let Some(name) = path.file_name() else { return };
     let result = match rx.blocking_recv() {
         Ok(r) => r,
