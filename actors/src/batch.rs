@@ -182,6 +182,7 @@ pub struct PacketBatch {
     chunks: Vec<Arc<Chunk>>,
     owned: Vec<u8>,
     frames: Vec<FrameRef>,
+    ticks: usize,
 }
 
 impl PacketBatch {
@@ -191,6 +192,30 @@ impl PacketBatch {
             frames: Vec::with_capacity(frames),
             ..PacketBatch::default()
         }
+    }
+
+    /// An empty batch with room for `frames` frames and `bytes` bytes of copied frames
+    /// (live capture copies every frame out of the kernel's ring).
+    pub fn with_capacity_bytes(frames: usize, bytes: usize) -> Self {
+        PacketBatch {
+            frames: Vec::with_capacity(frames),
+            owned: Vec::with_capacity(bytes),
+            ..PacketBatch::default()
+        }
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.input = None;
+        self.chunks.clear();
+        self.owned.clear();
+        self.frames.clear();
+        self.ticks = 0;
+    }
+
+    /// Frames in the batch (entries that are not ticks).
+    pub fn frames(&self) -> usize {
+        self.frames.len() - self.ticks
     }
 
     /// Entries (frames and ticks) in the batch.
@@ -239,6 +264,7 @@ impl PacketBatch {
 
     /// Adds an expiry tick at `now`.
     pub fn push_tick(&mut self, now: Timestamp) {
+        self.ticks += 1;
         self.frames.push(FrameRef {
             ts: now,
             link: LinkType::Ethernet,

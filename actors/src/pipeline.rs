@@ -18,7 +18,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use crate::batch::MappedInput;
-use crate::capture::replay_files;
+use crate::capture::{capture_live, replay_files, LiveInput};
 use crate::runtime::{
     failure_channel, start_stage, start_stage_in_arbiter, Delivery, Priority, RestartPolicy,
     StageConfig, StageConfigError, StageCounters, StageFailed,
@@ -104,6 +104,16 @@ pub struct ReplayReport {
 /// queue and supervision counters.
 pub type ProgressFn = Box<dyn FnMut(&Board, &[StageCounters]) + Send>;
 
+/// What the pipeline reads.
+#[derive(Debug)]
+pub enum Input {
+    /// Capture files, read to the end, losslessly (capture waits for full shards).
+    Files(Vec<MappedInput>),
+    /// Live sources, read until the config's stop flag turns true; a full shard drops
+    /// batches (counted), the rings are never blocked.
+    Live(LiveInput),
+}
+
 /// Replays `inputs` through the pipeline into `output`.
 pub fn replay(
     cfg: ReplayConfig,
@@ -111,10 +121,21 @@ pub fn replay(
     output: Output,
     progress: Option<(Duration, ProgressFn)>,
 ) -> Result<ReplayReport, ReplayError> {
+    run_pipeline(cfg, Input::Files(inputs), output, progress)
+}
+
+/// Runs `input` through the pipeline into `output` until it ends (files) or the stop flag
+/// of `cfg` turns true (live), and every stage has drained.
+pub fn run_pipeline(
+    cfg: ReplayConfig,
+    input: Input,
+    output: Output,
+    progress: Option<(Duration, ProgressFn)>,
+) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let board = StatsBoard::default();
     let system = System::new();
-    let result = system.block_on(run(cfg, inputs, output, board.clone(), progress));
+    let result = system.block_on(run(cfg, input, output, board.clone(), progress));
     let stages = result?;
     let board = std::mem::take(&mut *board.lock());
     Ok(ReplayReport {
@@ -131,7 +152,7 @@ fn name(kind: &str, i: usize) -> &'static str {
 
 async fn run(
     cfg: ReplayConfig,
-    inputs: Vec<MappedInput>,
+    input: Input,
     output: Output,
     board: StatsBoard,
     mut progress: Option<(Duration, ProgressFn)>,
@@ -270,19 +291,36 @@ async fn run(
     );
 
     let capture_arbiter = Arbiter::new();
-    let inputs: Vec<Arc<MappedInput>> = inputs.into_iter().map(Arc::new).collect();
+    let delivery = match input {
+        Input::Files(_) => Delivery::Lossless,
+        Input::Live(_) => Delivery::Droppable,
+    };
     let to_shards: Vec<_> = shards
         .iter()
-        .map(|s| s.edge(Priority::Low, Delivery::Lossless))
+        .map(|s| s.edge(Priority::Low, delivery))
         .collect();
-    capture_arbiter.spawn(replay_files(
-        inputs,
-        to_shards,
-        cfg.decode,
-        cfg.shard.expire_interval_ns,
-        cfg.stop.clone(),
-        board.clone(),
-    ));
+    match input {
+        Input::Files(inputs) => {
+            capture_arbiter.spawn(replay_files(
+                inputs.into_iter().map(Arc::new).collect(),
+                to_shards,
+                cfg.decode,
+                cfg.shard.expire_interval_ns,
+                cfg.stop.clone(),
+                board.clone(),
+            ));
+        }
+        Input::Live(live) => {
+            capture_arbiter.spawn(capture_live(
+                live,
+                to_shards,
+                cfg.decode,
+                cfg.shard.expire_interval_ns,
+                cfg.stop.clone().unwrap_or_default(),
+                board.clone(),
+            ));
+        }
+    }
 
     // Every stage's counters, in pipeline order (stages that stopped answering are left out).
     let snapshot = || async {

@@ -11,6 +11,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use flowmesh_core::decode::DecodeStats;
+
+use crate::capture::KernelCounters;
 use flowmesh_core::handshake::WorkerStats;
 use flowmesh_core::shard::ShardStats;
 
@@ -65,6 +67,60 @@ pub struct CaptureStats {
     pub warnings: Vec<String>,
     /// Reading stopped early because the pipeline was told to stop.
     pub stopped: bool,
+    /// Live capture: frames a user-space capture filter rejected.
+    pub frames_filtered: u64,
+    /// Live capture: frames dropped because a shard's queue was full.
+    pub dropped_queue_full: u64,
+    /// Live capture: frames dropped because their shard had failed for good.
+    pub dropped_shard_unavailable: u64,
+    /// Live capture: the kernel's counters over every source.
+    pub kernel: KernelCounters,
+    /// Live capture: each reader's counters (the fields above are their sums).
+    pub readers: Vec<ReaderStats>,
+}
+
+impl CaptureStats {
+    /// Sets the capture-wide counters to the sums of the readers' counters.
+    pub fn sum_readers(&mut self) {
+        let mut decode = DecodeStats::default();
+        let (mut sent, mut filtered, mut full, mut gone) = (0, 0, 0, 0);
+        let mut kernel = KernelCounters::default();
+        for r in &self.readers {
+            decode.merge(&r.decode);
+            sent += r.frames_sent;
+            filtered += r.filtered;
+            full += r.dropped_queue_full;
+            gone += r.dropped_shard_unavailable;
+            kernel.received += r.kernel.received;
+            kernel.dropped += r.kernel.dropped;
+        }
+        self.decode = decode;
+        self.frames_sent = sent;
+        self.frames_filtered = filtered;
+        self.dropped_queue_full = full;
+        self.dropped_shard_unavailable = gone;
+        self.frames_dropped = full + gone;
+        self.kernel = kernel;
+    }
+}
+
+/// Counters of one live capture reader (cumulative).
+#[derive(Debug, Clone, Default)]
+pub struct ReaderStats {
+    /// Frames taken from the kernel.
+    pub frames: u64,
+    /// Frames rejected by a user-space capture filter.
+    pub filtered: u64,
+    /// Frames sent to shards.
+    pub frames_sent: u64,
+    /// Frames dropped: shard queue full.
+    pub dropped_queue_full: u64,
+    /// Frames dropped: shard failed for good.
+    pub dropped_shard_unavailable: u64,
+    /// The reader's router counters.
+    pub decode: DecodeStats,
+    /// The kernel's counters for the reader's source.
+    pub kernel: KernelCounters,
 }
 
 /// Everything the pipeline's stages published.

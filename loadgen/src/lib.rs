@@ -9,6 +9,7 @@ pub mod bench;
 pub mod fingerprint;
 pub mod flows;
 pub mod gen;
+pub mod netns;
 pub mod pcap;
 pub mod quic;
 pub mod rng;

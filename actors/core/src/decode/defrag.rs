@@ -96,6 +96,20 @@ pub struct DefragStats {
     pub overlap_conflict_bytes: u64,
 }
 
+impl DefragStats {
+    /// Adds `o`'s counts.
+    pub fn merge(&mut self, o: &DefragStats) {
+        self.fragments += o.fragments;
+        self.reassembled += o.reassembled;
+        self.expired += o.expired;
+        self.evicted += o.evicted;
+        self.trains_dropped += o.trains_dropped;
+        self.duplicates += o.duplicates;
+        self.overlap_bytes += o.overlap_bytes;
+        self.overlap_conflict_bytes += o.overlap_conflict_bytes;
+    }
+}
+
 /// Limits of the defragmenter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DefragLimits {

@@ -279,6 +279,20 @@ impl DecodeStats {
     pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (*r, self.dropped(*r)))
     }
+
+    /// Adds `o`'s counts (several decoders' counters, e.g. one per live capture reader).
+    pub fn merge(&mut self, o: &DecodeStats) {
+        self.frames += o.frames;
+        self.packets += o.packets;
+        self.fragments_held += o.fragments_held;
+        self.truncated_payloads += o.truncated_payloads;
+        self.ipv4_bad_checksum += o.ipv4_bad_checksum;
+        self.tcp_bad_options += o.tcp_bad_options;
+        self.defrag.merge(&o.defrag);
+        for (mine, theirs) in self.drops.iter_mut().zip(o.drops) {
+            *mine += theirs;
+        }
+    }
 }
 
 /// Decodes frames into packets; owns the defragmenter and the counters.
