@@ -5,6 +5,7 @@
 //! have the type of its default. Both are checked on the user's file before anything is
 //! merged, so every error names the file, the line and the key.
 
+use flowmesh_actors::capture::filter::CaptureFilter;
 use flowmesh_actors::pipeline::ReplayConfig;
 use flowmesh_core::flow::FlowTableConfig;
 use flowmesh_core::handshake::{FingerprintSet, WorkerConfig};
@@ -89,6 +90,41 @@ pub struct ApiConfig {
 pub enum Source {
     /// Capture files dropped into the spool directory.
     Spool,
+    /// One capture file (`capture.file`), ingested at start.
+    Pcap,
+    /// Live: AF_PACKET TPACKET_V3 rings.
+    Afpacket,
+    /// Live: AF_XDP sockets fed by the XDP program.
+    Afxdp,
+}
+
+impl Source {
+    /// Captures from an interface.
+    pub fn is_live(self) -> bool {
+        matches!(self, Source::Afpacket | Source::Afxdp)
+    }
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeSetting {
+    /// Native where the driver supports it, else generic.
+    Auto,
+    /// In the driver.
+    Native,
+    /// In the generic (skb) path.
+    Generic,
+}
+
+/// What the kernel does with a bypassed packet.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BypassActionSetting {
+    /// On to the host's stack.
+    Pass,
+    /// Dropped.
+    Drop,
 }
 
 /// What happens to an ingested spool file.
@@ -107,6 +143,30 @@ pub enum SpoolAfter {
 pub struct CaptureConfig {
     /// Packet source.
     pub source: Source,
+    /// Live capture interface.
+    pub interface: String,
+    /// Capture filter (tcpdump syntax), empty for none.
+    pub filter: String,
+    /// The file of `source = "pcap"`.
+    pub file: PathBuf,
+    /// AF_PACKET sockets in the fanout group.
+    pub readers: u16,
+    /// AF_PACKET ring per socket, MiB.
+    pub ring_mb: u32,
+    /// AF_PACKET block timeout, ms.
+    pub block_timeout_ms: u32,
+    /// XDP attach mode.
+    pub xdp_mode: XdpModeSetting,
+    /// UMEM frames per queue.
+    pub xdp_frames: u32,
+    /// Busy polling on AF_XDP sockets.
+    pub busy_poll: bool,
+    /// In-kernel bypass of inspected flows.
+    pub bypass: bool,
+    /// Fate of bypassed packets.
+    pub bypass_action: BypassActionSetting,
+    /// Bypass map capacity.
+    pub bypass_capacity: u32,
     /// Spool scan interval.
     pub spool_poll_ms: u64,
     /// Quiet time before a spool file is read.
@@ -283,6 +343,37 @@ impl Config {
             .map_err(|e| ("pipeline.fingerprints", e))?;
         if self.api.max_page == 0 {
             return Err(("api.max_page", "must be at least 1".into()));
+        }
+        let c = &self.capture;
+        if c.source.is_live() && c.interface.is_empty() {
+            return Err((
+                "capture.source",
+                "a live source needs `capture.interface` (or `--interface`)".into(),
+            ));
+        }
+        if c.source == Source::Pcap && c.file.as_os_str().is_empty() {
+            return Err(("capture.source", "`pcap` needs `capture.file`".into()));
+        }
+        if c.readers == 0 {
+            return Err(("capture.readers", "must be at least 1".into()));
+        }
+        if c.ring_mb == 0 {
+            return Err(("capture.ring_mb", "must be at least 1".into()));
+        }
+        if c.block_timeout_ms == 0 {
+            return Err(("capture.block_timeout_ms", "must be at least 1".into()));
+        }
+        if c.bypass_capacity == 0 {
+            return Err(("capture.bypass_capacity", "must be at least 1".into()));
+        }
+        if !c.xdp_frames.is_power_of_two() || c.xdp_frames < 64 {
+            return Err((
+                "capture.xdp_frames",
+                "must be a power of two of at least 64".into(),
+            ));
+        }
+        if !c.filter.is_empty() {
+            CaptureFilter::compile(&c.filter).map_err(|e| ("capture.filter", e.message))?;
         }
         if self.capture.spool_poll_ms == 0 {
             return Err(("capture.spool_poll_ms", "must be at least 1".into()));

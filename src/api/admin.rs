@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::error::ApiError;
 use super::AppState;
 use crate::daemon::ingest::{IngestError, Job, Origin};
+use crate::daemon::live::LiveStatus;
 
 /// Removes an upload's file when the request ends, however it ends.
 struct Upload(std::path::PathBuf);
@@ -126,6 +127,7 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             "flows": status.totals.flows,
             "handshakes": status.totals.handshakes,
         },
+        "capture": state.live.as_ref().map(|l| live(&l.status())),
         "store": {
             "records_written": stored.records_written,
             "next_seq": stored.next_seq,
@@ -161,12 +163,52 @@ fn stage(s: &StageCounters) -> serde_json::Value {
     })
 }
 
-/// `GET /api/v1/actors`: the stages of the pipeline ingesting now, or of the last one.
+/// The live capture's counters: frames, drops by reason (user space and kernel).
+fn live(s: &LiveStatus) -> serde_json::Value {
+    let c = &s.capture;
+    let readers: Vec<_> = c
+        .readers
+        .iter()
+        .map(|r| {
+            json!({
+                "frames": r.frames,
+                "filtered": r.filtered,
+                "sent": r.frames_sent,
+                "kernel_received": r.kernel.received,
+                "kernel_dropped": r.kernel.dropped,
+            })
+        })
+        .collect();
+    json!({
+        "source": s.source,
+        "interface": s.interface,
+        "filter": s.filter,
+        "frames": c.readers.iter().map(|r| r.frames).sum::<u64>(),
+        "frames_sent": c.frames_sent,
+        "frames_filtered": c.frames_filtered,
+        "dropped": {
+            "shard_queue_full": c.dropped_queue_full,
+            "shard_unavailable": c.dropped_shard_unavailable,
+            "kernel_ring_full": c.kernel.dropped,
+            "decode": c.decode.dropped_total(),
+        },
+        "kernel_received": c.kernel.received,
+        "records": s.records,
+        "handshakes": s.handshakes,
+        "readers": readers,
+        "error": s.error,
+    })
+}
+
+/// `GET /api/v1/actors`: the stages of the pipeline ingesting now, or of the last one, and
+/// of the live capture pipeline when there is one.
 pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
     let status = state.ingestor.status();
+    let live = state.live.as_ref().map(|l| l.status());
     HttpResponse::Ok().json(json!({
         "running": status.current.is_some(),
         "stages": status.stages.iter().map(stage).collect::<Vec<_>>(),
+        "live_stages": live.map(|l| l.stages.iter().map(stage).collect::<Vec<_>>()),
     }))
 }
 

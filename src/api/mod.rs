@@ -41,6 +41,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Ready for work (cleared while shutting down).
     pub ready: Arc<AtomicBool>,
+    /// The live capture pipeline, when capturing from an interface.
+    pub live: Option<Arc<crate::daemon::live::LiveCapture>>,
     /// When the daemon started.
     pub started: Instant,
     /// Where uploads are written while they are ingested.

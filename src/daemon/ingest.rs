@@ -43,6 +43,8 @@ pub enum Origin {
     Spool,
     /// Uploaded with `POST /api/v1/ingest/pcap`.
     Upload,
+    /// `capture.file` of `source = "pcap"`.
+    Config,
 }
 
 impl Origin {
@@ -50,6 +52,7 @@ impl Origin {
         match self {
             Origin::Spool => "spool",
             Origin::Upload => "upload",
+            Origin::Config => "config",
         }
     }
 }
@@ -122,9 +125,16 @@ pub struct Ingestor {
 }
 
 /// Commits every batch of records to the store, counting the handshakes it stored.
-struct StoreSink {
+pub(crate) struct StoreSink {
     store: Arc<FlowStore>,
     handshakes: Arc<AtomicU64>,
+}
+
+impl StoreSink {
+    /// A sink into `store`, adding the handshakes of stored records to `handshakes`.
+    pub(crate) fn new(store: Arc<FlowStore>, handshakes: Arc<AtomicU64>) -> Self {
+        StoreSink { store, handshakes }
+    }
 }
 
 impl RecordSink for StoreSink {
@@ -298,10 +308,10 @@ fn ingest_file(
         )
     };
     let handshakes = Arc::new(AtomicU64::new(0));
-    let output = Output::Records(Box::new(StoreSink {
-        store: Arc::clone(store),
-        handshakes: Arc::clone(&handshakes),
-    }));
+    let output = Output::Records(Box::new(StoreSink::new(
+        Arc::clone(store),
+        Arc::clone(&handshakes),
+    )));
     let report = replay(
         pipeline,
         vec![input],

@@ -12,6 +12,7 @@
 pub mod background;
 pub mod housekeeping;
 pub mod ingest;
+pub mod live;
 pub mod spool;
 pub mod telemetry;
 
@@ -27,7 +28,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{self, AppState};
 use crate::cli::RunArgs;
-use crate::config::{Config, Sync};
+use crate::config::{Config, Source, Sync};
 use crate::LogReload;
 use ingest::Ingestor;
 use spool::SpoolDirs;
@@ -48,6 +49,23 @@ fn load(args: &RunArgs) -> Result<Config> {
             format!("--listen {listen}: expected an address like 127.0.0.1:8765")
         })?;
     }
+    if let Some(source) = &args.capture {
+        config.capture.source = match source.as_str() {
+            "spool" => Source::Spool,
+            "pcap" => Source::Pcap,
+            "afpacket" => Source::Afpacket,
+            "afxdp" => Source::Afxdp,
+            other => anyhow::bail!(
+                "--capture {other}: expected one of spool, pcap, afpacket, afxdp"
+            ),
+        };
+    }
+    if let Some(interface) = &args.interface {
+        config.capture.interface = interface.clone();
+    }
+    if config.capture.source.is_live() && config.capture.interface.is_empty() {
+        anyhow::bail!("a live capture source needs an interface: --interface IFACE or capture.interface");
+    }
     Ok(config)
 }
 
@@ -67,6 +85,25 @@ fn storage_options(config: &Config) -> StorageOptions {
 /// Creates `dir`, naming it in the error.
 fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Queues `file` (`capture.file`) for ingest and logs its outcome when it is done.
+fn submit_capture_file(ingestor: &Arc<Ingestor>, file: PathBuf) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    ingestor.submit(
+        ingest::Job {
+            path: file.clone(),
+            origin: ingest::Origin::Config,
+            reply,
+        },
+        true,
+    );
+    // The ingest thread logs the outcome; this only keeps the answer channel open.
+    std::thread::spawn(move || {
+        if let Ok(Err(e)) = answer.blocking_recv() {
+            tracing::error!(file = %file.display(), error = %e, "capture.file was not ingested");
+        }
+    });
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -91,7 +128,31 @@ pub fn run(args: &RunArgs, log: &LogReload) -> Result<()> {
 
     let config = Arc::new(RwLock::new(config));
     let ingestor = Arc::new(Ingestor::start(Arc::clone(&config), Arc::clone(&store))?);
-    let mut spool = spool::start(spool_dirs, Arc::clone(&config), Arc::clone(&ingestor))?;
+    let source = config
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .capture
+        .clone();
+    let mut spool = match source.source {
+        Source::Spool => Some(spool::start(
+            spool_dirs,
+            Arc::clone(&config),
+            Arc::clone(&ingestor),
+        )?),
+        _ => None,
+    };
+    if source.source == Source::Pcap {
+        submit_capture_file(&ingestor, source.file.clone());
+    }
+    let live = if source.source.is_live() {
+        let running = config.read().unwrap_or_else(PoisonError::into_inner).clone();
+        Some(Arc::new(live::LiveCapture::start(
+            &running,
+            Arc::clone(&store),
+        )?))
+    } else {
+        None
+    };
     let mut housekeeping =
         housekeeping::start(Arc::clone(&config), Arc::clone(&store), prometheus.clone())?;
     let ready = Arc::new(AtomicBool::new(false));
@@ -101,6 +162,7 @@ pub fn run(args: &RunArgs, log: &LogReload) -> Result<()> {
         config: Arc::clone(&config),
         prometheus,
         ready: Arc::clone(&ready),
+        live: live.clone(),
         started: Instant::now(),
         incoming,
         uploads: AtomicU64::new(0),
@@ -116,7 +178,12 @@ pub fn run(args: &RunArgs, log: &LogReload) -> Result<()> {
         log,
     ));
 
-    spool.stop();
+    if let Some(spool) = spool.as_mut() {
+        spool.stop();
+    }
+    if let Some(live) = &live {
+        live.stop();
+    }
     ingestor.stop();
     housekeeping.stop();
     let flushed = store
@@ -204,8 +271,15 @@ fn reload(path: Option<&Path>, config: &RwLock<Config>, log: &LogReload) {
     if new.api.listen != current.api.listen {
         tracing::warn!("SIGHUP: api.listen changed; restart flowmesh to use it");
     }
-    if new.capture.source != current.capture.source {
-        tracing::warn!("SIGHUP: capture.source changed; restart flowmesh to use it");
+    let capture_fixed = |c: &crate::config::CaptureConfig| {
+        let mut fixed = c.clone();
+        fixed.spool_poll_ms = 0;
+        fixed.spool_settle_ms = 0;
+        fixed.spool_after = crate::config::SpoolAfter::Move;
+        fixed
+    };
+    if capture_fixed(&new.capture) != capture_fixed(&current.capture) {
+        tracing::warn!("SIGHUP: capture settings other than spool_* changed (source, interface, filter, rings, XDP); restart flowmesh to use them");
     }
     let storage_fixed =
         |s: &crate::config::StorageConfig| (s.sync, s.block_cache_mb, s.write_buffer_mb);
@@ -214,7 +288,12 @@ fn reload(path: Option<&Path>, config: &RwLock<Config>, log: &LogReload) {
     }
     new.daemon = current.daemon.clone();
     new.api.listen = current.api.listen.clone();
-    new.capture.source = current.capture.source;
+    new.capture = crate::config::CaptureConfig {
+        spool_poll_ms: new.capture.spool_poll_ms,
+        spool_settle_ms: new.capture.spool_settle_ms,
+        spool_after: new.capture.spool_after,
+        ..current.capture.clone()
+    };
     new.storage.sync = current.storage.sync;
     new.storage.block_cache_mb = current.storage.block_cache_mb;
     new.storage.write_buffer_mb = current.storage.write_buffer_mb;

@@ -39,7 +39,12 @@ fn describe() {
     describe_counter!(
         "flowmesh_capture_dropped_packets_total",
         Unit::Count,
-        "Frames dropped before or while decoding, by reason."
+        "Frames dropped, by reason: in the kernel (kernel_ring_full), by live capture on a full or failed shard (shard_queue_full, shard_unavailable), or while decoding."
+    );
+    describe_counter!(
+        "flowmesh_capture_filtered_packets_total",
+        Unit::Count,
+        "Frames a capture filter run in user space rejected (AF_XDP; on AF_PACKET the kernel filters)."
     );
     describe_counter!(
         "flowmesh_flows_total",
@@ -126,6 +131,10 @@ impl JobMetrics {
             ("flowmesh_capture_bytes_total", s.bytes),
             ("flowmesh_flows_total", s.records_total()),
             ("flowmesh_handshakes_total", w.handshakes),
+            (
+                "flowmesh_capture_filtered_packets_total",
+                board.capture.frames_filtered,
+            ),
         ] {
             counter!(name).increment(self.delta(name.to_string(), now));
         }
@@ -135,6 +144,10 @@ impl JobMetrics {
             drops.add(reason.as_str(), n);
         }
         drops.merge(&s.decode_drops);
+        let c = &board.capture;
+        drops.add("shard_queue_full", c.dropped_queue_full);
+        drops.add("shard_unavailable", c.dropped_shard_unavailable);
+        drops.add("kernel_ring_full", c.kernel.dropped);
         for (reason, n) in drops.sorted() {
             let d = self.delta(format!("drop/{reason}"), n);
             counter!("flowmesh_capture_dropped_packets_total", "reason" => reason).increment(d);

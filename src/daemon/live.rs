@@ -1,0 +1,217 @@
+//! Live capture in the daemon: one pipeline reading an interface (`afpacket` or `afxdp`)
+//! into the flow store, from start to shutdown.
+//!
+//! The sources are opened before the daemon becomes ready, so a missing interface, a
+//! missing privilege or a bad filter stops the start with a message. The pipeline runs on
+//! its own thread; shutdown sets its stop flag, the readers stop, every flow ends with
+//! `end_of_input` and is stored before the store is closed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use flowmesh_actors::capture::afpacket::{AfPacketConfig, AfPacketRing};
+use flowmesh_actors::capture::filter::CaptureFilter;
+use flowmesh_actors::capture::{FrameSource, LiveInput};
+use flowmesh_actors::pipeline::{run_pipeline, Input, ReplayConfig};
+use flowmesh_actors::runtime::StageCounters;
+use flowmesh_actors::stages::Output;
+use flowmesh_actors::stats::CaptureStats;
+use flowmesh_actors::storage::FlowStore;
+
+use super::ingest::StoreSink;
+use super::telemetry::JobMetrics;
+use crate::config::{CaptureConfig, Config, Source};
+
+/// What the live pipeline has done so far, for `/api/v1/stats` and `/api/v1/actors`.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStatus {
+    /// `afpacket` or `afxdp`.
+    pub source: &'static str,
+    /// The interface.
+    pub interface: String,
+    /// The capture filter, if any.
+    pub filter: Option<String>,
+    /// Capture counters (frames, drops by reason, the kernel's counters).
+    pub capture: CaptureStats,
+    /// Flow records stored.
+    pub records: u64,
+    /// Handshakes in the stored records.
+    pub handshakes: u64,
+    /// The pipeline's stages.
+    pub stages: Vec<StageCounters>,
+    /// Why the pipeline stopped, if it failed.
+    pub error: Option<String>,
+}
+
+/// The running live pipeline.
+#[derive(Debug)]
+pub struct LiveCapture {
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    status: Arc<Mutex<LiveStatus>>,
+}
+
+/// Opens the sources `capture` describes.
+fn open(capture: &CaptureConfig) -> Result<LiveInput> {
+    let filter = if capture.filter.is_empty() {
+        None
+    } else {
+        Some(CaptureFilter::compile(&capture.filter)?)
+    };
+    match capture.source {
+        Source::Afpacket => {
+            let readers = usize::from(capture.readers.max(1));
+            let cfg = AfPacketConfig {
+                interface: capture.interface.clone(),
+                blocks: capture.ring_mb.max(1),
+                block_timeout: Duration::from_millis(u64::from(capture.block_timeout_ms)),
+                // One group per daemon process: two daemons on one interface each get every
+                // frame, as two tcpdumps would.
+                fanout_group: (readers > 1).then_some((std::process::id() & 0xffff) as u16),
+                ..AfPacketConfig::default()
+            };
+            let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(readers);
+            for _ in 0..readers {
+                sources.push(Box::new(AfPacketRing::open(&cfg, filter.as_ref())?));
+            }
+            Ok(LiveInput {
+                sources,
+                filter: None,
+                keep_alive: None,
+            })
+        }
+        Source::Afxdp => anyhow::bail!("capture.source = \"afxdp\" is not available in this build"),
+        Source::Spool | Source::Pcap => anyhow::bail!("not a live source"),
+    }
+}
+
+impl LiveCapture {
+    /// Opens the configured live source and starts its pipeline into `store`.
+    pub fn start(config: &Config, store: Arc<FlowStore>) -> Result<Self> {
+        let capture = &config.capture;
+        let input = open(capture).with_context(|| {
+            format!(
+                "cannot capture on {:?} (capture.interface)",
+                capture.interface
+            )
+        })?;
+        let fingerprints = config
+            .pipeline
+            .fingerprint_set()
+            .map_err(anyhow::Error::msg)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let pipeline = ReplayConfig {
+            stop: Some(Arc::clone(&stop)),
+            ..config.pipeline.replay_config(fingerprints)
+        };
+        let status = Arc::new(Mutex::new(LiveStatus {
+            source: match capture.source {
+                Source::Afxdp => "afxdp",
+                _ => "afpacket",
+            },
+            interface: capture.interface.clone(),
+            filter: (!capture.filter.is_empty()).then(|| capture.filter.clone()),
+            ..LiveStatus::default()
+        }));
+        let thread = {
+            let status = Arc::clone(&status);
+            std::thread::Builder::new()
+                .name("live".into())
+                .spawn(move || run(pipeline, input, store, &status))?
+        };
+        tracing::info!(
+            source = capture_name(capture),
+            interface = %capture.interface,
+            filter = %capture.filter,
+            "live capture started"
+        );
+        Ok(LiveCapture {
+            stop,
+            thread: Mutex::new(Some(thread)),
+            status,
+        })
+    }
+
+    /// A copy of the status.
+    pub fn status(&self) -> LiveStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Stops reading, lets the pipeline drain into the store and waits for it.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+fn capture_name(c: &CaptureConfig) -> &'static str {
+    match c.source {
+        Source::Afxdp => "afxdp",
+        _ => "afpacket",
+    }
+}
+
+fn lock(s: &Mutex<LiveStatus>) -> std::sync::MutexGuard<'_, LiveStatus> {
+    s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn run(pipeline: ReplayConfig, input: LiveInput, store: Arc<FlowStore>, status: &Arc<Mutex<LiveStatus>>) {
+    let metrics = Arc::new(Mutex::new(JobMetrics::default()));
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let progress = {
+        let (metrics, status, handshakes) =
+            (Arc::clone(&metrics), Arc::clone(status), Arc::clone(&handshakes));
+        Box::new(
+            move |board: &flowmesh_actors::stats::Board, stages: &[StageCounters]| {
+                metrics
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .publish(board, stages);
+                let mut s = lock(&status);
+                s.capture = board.capture.clone();
+                s.records = board.records_written;
+                s.handshakes = handshakes.load(Ordering::Relaxed);
+                s.stages = stages.to_vec();
+            },
+        )
+    };
+    let output = Output::Records(Box::new(StoreSink::new(store, Arc::clone(&handshakes))));
+    let result = run_pipeline(
+        pipeline,
+        Input::Live(input),
+        output,
+        Some((Duration::from_millis(500), progress)),
+    );
+    let mut s = lock(status);
+    match result {
+        Ok(report) => {
+            let mut m = metrics.lock().unwrap_or_else(PoisonError::into_inner);
+            m.publish(&report.board, &report.stages);
+            m.finish(&report.stages);
+            s.capture = report.board.capture.clone();
+            s.records = report.board.records_written;
+            s.handshakes = handshakes.load(Ordering::Relaxed);
+            s.stages = report.stages;
+            tracing::info!(
+                records = s.records,
+                frames = s.capture.decode.frames,
+                kernel_dropped = s.capture.kernel.dropped,
+                "live capture stopped"
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "live capture failed");
+            s.error = Some(e.to_string());
+        }
+    }
+}
