@@ -165,12 +165,20 @@ fn lock(s: &Mutex<LiveStatus>) -> std::sync::MutexGuard<'_, LiveStatus> {
     s.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn run(pipeline: ReplayConfig, input: LiveInput, store: Arc<FlowStore>, status: &Arc<Mutex<LiveStatus>>) {
+fn run(
+    pipeline: ReplayConfig,
+    input: LiveInput,
+    store: Arc<FlowStore>,
+    status: &Arc<Mutex<LiveStatus>>,
+) {
     let metrics = Arc::new(Mutex::new(JobMetrics::default()));
     let handshakes = Arc::new(AtomicU64::new(0));
     let progress = {
-        let (metrics, status, handshakes) =
-            (Arc::clone(&metrics), Arc::clone(status), Arc::clone(&handshakes));
+        let (metrics, status, handshakes) = (
+            Arc::clone(&metrics),
+            Arc::clone(status),
+            Arc::clone(&handshakes),
+        );
         Box::new(
             move |board: &flowmesh_actors::stats::Board, stages: &[StageCounters]| {
                 metrics

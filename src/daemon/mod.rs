@@ -55,16 +55,18 @@ fn load(args: &RunArgs) -> Result<Config> {
             "pcap" => Source::Pcap,
             "afpacket" => Source::Afpacket,
             "afxdp" => Source::Afxdp,
-            other => anyhow::bail!(
-                "--capture {other}: expected one of spool, pcap, afpacket, afxdp"
-            ),
+            other => {
+                anyhow::bail!("--capture {other}: expected one of spool, pcap, afpacket, afxdp")
+            }
         };
     }
     if let Some(interface) = &args.interface {
         config.capture.interface = interface.clone();
     }
     if config.capture.source.is_live() && config.capture.interface.is_empty() {
-        anyhow::bail!("a live capture source needs an interface: --interface IFACE or capture.interface");
+        anyhow::bail!(
+            "a live capture source needs an interface: --interface IFACE or capture.interface"
+        );
     }
     Ok(config)
 }
@@ -145,7 +147,10 @@ pub fn run(args: &RunArgs, log: &LogReload) -> Result<()> {
         submit_capture_file(&ingestor, source.file.clone());
     }
     let live = if source.source.is_live() {
-        let running = config.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let running = config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         Some(Arc::new(live::LiveCapture::start(
             &running,
             Arc::clone(&store),

@@ -6,5 +6,5 @@ mod table;
 
 pub use conn_state::conn_state;
 pub use table::{
-    FlowEntry, FlowMeta, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side,
+    FlowEntry, FlowEvents, FlowMeta, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side,
 };

@@ -43,6 +43,22 @@ impl Side {
     }
 }
 
+/// What a table tells its owner about flows: a flow ends (always), and a flow that looks
+/// timed out may be revived first (its packets were counted elsewhere, e.g. in the kernel).
+pub trait FlowEvents<X> {
+    /// A flow ended, for `reason`.
+    fn end(&mut self, entry: FlowEntry<X>, reason: EndReason);
+
+    /// A flow looks timed out; move its `last_seen` forward if it was active after all.
+    fn refresh(&mut self, _entry: &mut FlowEntry<X>) {}
+}
+
+impl<X, F: FnMut(FlowEntry<X>, EndReason)> FlowEvents<X> for F {
+    fn end(&mut self, entry: FlowEntry<X>, reason: EndReason) {
+        self(entry, reason);
+    }
+}
+
 /// Timeouts and capacity of a flow table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowTableConfig {
@@ -257,15 +273,21 @@ impl<X: Default> FlowTable<X> {
 
     /// Finds or creates the flow of a packet and accounts the packet to it. Flows that
     /// end on the way (timed out, closed and reused, evicted for room) are passed to
-    /// `on_end` with their reason. Returns the flow's handle for [`FlowTable::get_mut`].
+    /// `on_end` with their reason. A flow that looks timed out is first passed to
+    /// `on_end.refresh`, which may move its `last_seen` forward (packets counted elsewhere, e.g.
+    /// by the kernel for a bypassed flow). Returns the flow's handle for
+    /// [`FlowTable::get_mut`].
     pub fn update(
         &mut self,
         key: FlowKey,
         pkt: PacketView,
-        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+        on_end: &mut impl FlowEvents<X>,
     ) -> u32 {
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
+            if self.slot_entry(idx).meta.is_expired(pkt.now, &self.cfg) {
+                on_end.refresh(self.slot_entry_mut(idx));
+            }
             let meta = &self.slot_entry(idx).meta;
             let syn_only = pkt.tcp_flags & (TcpInfo::SYN | TcpInfo::ACK) == TcpInfo::SYN;
             if meta.is_expired(pkt.now, &self.cfg) {
@@ -317,12 +339,7 @@ impl<X: Default> FlowTable<X> {
         idx
     }
 
-    fn create(
-        &mut self,
-        key: FlowKey,
-        pkt: &PacketView,
-        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
-    ) -> u32 {
+    fn create(&mut self, key: FlowKey, pkt: &PacketView, on_end: &mut impl FlowEvents<X>) -> u32 {
         if self.index.len() >= self.cfg.capacity.max(1) && self.tail != NIL {
             self.stats.evicted += 1;
             let victim = self.tail;
@@ -372,12 +389,14 @@ impl<X: Default> FlowTable<X> {
     }
 
     /// Ends flows idle past their timeout, least recently active first, examining at most
-    /// `budget` flows. Returns how many ended.
+    /// `budget` flows. A flow about to time out is first passed to `on_end.refresh` (see
+    /// [`FlowTable::update`]); one it revived becomes the most recently active. Returns how
+    /// many ended.
     pub fn expire(
         &mut self,
         now: Timestamp,
         budget: usize,
-        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
+        on_end: &mut impl FlowEvents<X>,
     ) -> usize {
         let min_timeout = self.cfg.min_timeout();
         let mut cur = self.tail;
@@ -396,9 +415,15 @@ impl<X: Default> FlowTable<X> {
                 break;
             }
             if entry.meta.is_expired(now, &self.cfg) {
-                self.stats.expired += 1;
-                self.end(cur, EndReason::Idle, on_end);
-                ended += 1;
+                on_end.refresh(self.slot_entry_mut(cur));
+                if self.slot_entry(cur).meta.is_expired(now, &self.cfg) {
+                    self.stats.expired += 1;
+                    self.end(cur, EndReason::Idle, on_end);
+                    ended += 1;
+                } else {
+                    self.unlink(cur);
+                    self.push_front(cur);
+                }
             }
             cur = prev;
         }
@@ -406,17 +431,13 @@ impl<X: Default> FlowTable<X> {
     }
 
     /// Ends every flow (end of input or shutdown), least recently active first.
-    pub fn drain(&mut self, on_end: &mut impl FnMut(FlowEntry<X>, EndReason)) {
+    pub fn drain(&mut self, on_end: &mut impl FlowEvents<X>) {
         self.drain_some(usize::MAX, on_end);
     }
 
     /// Like [`FlowTable::drain`], but ends at most `max` flows (least recently active
     /// first); returns whether the table is now empty.
-    pub fn drain_some(
-        &mut self,
-        max: usize,
-        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
-    ) -> bool {
+    pub fn drain_some(&mut self, max: usize, on_end: &mut impl FlowEvents<X>) -> bool {
         for _ in 0..max {
             if self.tail == NIL {
                 break;
@@ -427,18 +448,13 @@ impl<X: Default> FlowTable<X> {
         self.tail == NIL
     }
 
-    fn end(
-        &mut self,
-        idx: u32,
-        trigger: EndReason,
-        on_end: &mut impl FnMut(FlowEntry<X>, EndReason),
-    ) {
+    fn end(&mut self, idx: u32, trigger: EndReason, on_end: &mut impl FlowEvents<X>) {
         self.unlink(idx);
         if let Some(entry) = self.slots[idx as usize].entry.take() {
             self.index.remove(&entry.meta.key);
             self.free.push(idx);
             let reason = entry.meta.end_reason(trigger);
-            on_end(entry, reason);
+            on_end.end(entry, reason);
         }
     }
 
@@ -549,7 +565,7 @@ mod tests {
     type Ended = Vec<(FlowMeta, EndReason)>;
 
     fn run(table: &mut FlowTable<()>, ended: &mut Ended, k: FlowKey, p: PacketView) -> u32 {
-        table.update(k, p, &mut |e, r| ended.push((e.meta, r)))
+        table.update(k, p, &mut |e: FlowEntry<()>, r| ended.push((e.meta, r)))
     }
 
     #[test]
@@ -582,7 +598,7 @@ mod tests {
         assert!(!m.midstream);
         assert_eq!(m.packets[c.index()], 3);
         assert!(m.is_closed());
-        t.expire(Timestamp(100 * SEC), 10, &mut |e, r| {
+        t.expire(Timestamp(100 * SEC), 10, &mut |e: FlowEntry<()>, r| {
             ended.push((e.meta, r))
         });
         assert_eq!(ended.len(), 1);
@@ -701,7 +717,7 @@ mod tests {
             let (k, c) = key(1000 + p, IPPROTO_UDP);
             run(&mut t, &mut ended, k, pkt(1, c, 0));
         }
-        t.drain(&mut |e, r| ended.push((e.meta, r)));
+        t.drain(&mut |e: FlowEntry<()>, r| ended.push((e.meta, r)));
         assert_eq!(ended.len(), 5);
         assert!(ended.iter().all(|(_, r)| *r == EndReason::EndOfInput));
         assert!(t.is_empty());
@@ -717,14 +733,55 @@ mod tests {
         }
         // At t=35 s flows seen at t<=5 have passed the 30 s one-way UDP timeout.
         assert_eq!(
-            t.expire(Timestamp(35 * SEC), 3, &mut |e, r| ended.push((e.meta, r))),
+            t.expire(Timestamp(35 * SEC), 3, &mut |e: FlowEntry<()>, r| ended
+                .push((e.meta, r))),
             3
         );
         assert_eq!(
-            t.expire(Timestamp(35 * SEC), 100, &mut |e, r| ended
+            t.expire(Timestamp(35 * SEC), 100, &mut |e: FlowEntry<()>, r| ended
                 .push((e.meta, r))),
             3
         );
         assert_eq!(t.len(), 4);
+    }
+
+    /// Packets counted elsewhere (a bypassed flow) revive a flow that looks idle, on the
+    /// expiry walk and when its next packet arrives.
+    struct Revive {
+        seen: Timestamp,
+        ended: Ended,
+    }
+
+    impl FlowEvents<()> for Revive {
+        fn end(&mut self, e: FlowEntry<()>, r: EndReason) {
+            self.ended.push((e.meta, r));
+        }
+        fn refresh(&mut self, e: &mut FlowEntry<()>) {
+            e.meta.last_seen = e.meta.last_seen.max(self.seen);
+        }
+    }
+
+    #[test]
+    fn a_flow_seen_elsewhere_is_revived_not_expired() {
+        let mut t = FlowTable::<()>::new(FlowTableConfig::default());
+        let (k, c) = key(40000, IPPROTO_UDP);
+        let mut ev = Revive {
+            seen: Timestamp(250 * SEC),
+            ended: Ended::new(),
+        };
+        t.update(k, pkt(0, c, 0), &mut ev);
+        // Long past the UDP timeout, but seen elsewhere at 250 s.
+        assert_eq!(t.expire(Timestamp(260 * SEC), 10, &mut ev), 0);
+        assert!(ev.ended.is_empty());
+        assert_eq!(t.len(), 1);
+        // The next packet finds the same flow, revived.
+        t.update(k, pkt(270, c, 0), &mut ev);
+        assert!(ev.ended.is_empty());
+        assert_eq!(t.len(), 1);
+        // Nothing elsewhere any more: it expires.
+        assert_eq!(t.expire(Timestamp(2000 * SEC), 10, &mut ev), 1);
+        assert_eq!(ev.ended.len(), 1);
+        assert_eq!(ev.ended[0].1, EndReason::Idle);
+        assert_eq!(ev.ended[0].0.last_seen, Timestamp(270 * SEC));
     }
 }

@@ -48,6 +48,12 @@ impl Inline {
         }
     }
 
+    /// Hands flows whose inspection is over to `bypass` (see [`Shard::set_bypass`]).
+    pub fn with_bypass(mut self, bypass: Box<dyn super::KernelBypass>) -> Self {
+        self.shard.set_bypass(bypass);
+        self
+    }
+
     /// Keeps handshake events for [`Inline::take_events`].
     pub fn keep_events(mut self) -> Self {
         self.keep_events = true;

@@ -33,6 +33,10 @@ pub struct FlowState {
     done: bool,
     /// The handshake session a worker runs for this flow, once a protocol claimed it.
     session: Option<SessionRef>,
+    /// The kernel counts this flow's packets (in-kernel bypass).
+    pub(crate) bypassed: bool,
+    /// The kernel could not take the flow; not asked again.
+    pub(crate) bypass_refused: bool,
 }
 
 /// Where a flow's handshake session runs.

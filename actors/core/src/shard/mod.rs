@@ -11,11 +11,13 @@
 //! other records come straight out of the shard. [`Inline`] runs a shard and a worker as
 //! plain calls, for tests, benchmarks and tools.
 
+pub mod bypass;
 mod clock;
 mod inline;
 mod inspect;
 pub mod route;
 
+pub use bypass::{KernelBypass, KernelCounts};
 pub use clock::ExpiryClock;
 pub use inline::Inline;
 pub use inspect::{FlowState, SessionRef};
@@ -25,7 +27,9 @@ use crate::capture::Frame;
 use crate::decode::{DecodeConfig, Decoder};
 use crate::flow::community_id::community_id_v1;
 use crate::flow::conn_state;
-use crate::flow::{FlowEntry, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side};
+use crate::flow::{
+    FlowEntry, FlowEvents, FlowMeta, FlowTable, FlowTableConfig, FlowTableStats, PacketView, Side,
+};
 use crate::handshake::{HandshakeBatch, HandshakeOp, InspectionUpdate, Registry, SessionCounts};
 use crate::reassembly::{ReassemblyBudget, ReassemblyConfig, ReassemblyStats};
 use crate::stats::ReasonCounts;
@@ -109,6 +113,39 @@ pub struct ShardStats {
     pub reassembly: ReassemblyStats,
     /// Flow table counters.
     pub flows: FlowTableStats,
+    /// In-kernel bypass counters.
+    pub bypass: BypassStats,
+}
+
+/// What the shard asked of the kernel's bypass, and what it got back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BypassStats {
+    /// Flows handed to the kernel for counting.
+    pub flows: u64,
+    /// Flows the kernel could not take (map full or error): their packets keep coming.
+    pub refused: u64,
+    /// Bypassed flows that ended with the kernel's counts added to their record.
+    pub counted: u64,
+    /// Bypassed flows the kernel no longer held when they ended (evicted).
+    pub lost: u64,
+    /// Packets the kernel counted for flows that ended.
+    pub packets: u64,
+    /// Bytes the kernel counted for flows that ended.
+    pub bytes: u64,
+    /// Flows that looked idle but the kernel had seen recently.
+    pub revived: u64,
+}
+
+impl BypassStats {
+    fn merge(&mut self, o: &BypassStats) {
+        self.flows += o.flows;
+        self.refused += o.refused;
+        self.counted += o.counted;
+        self.lost += o.lost;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.revived += o.revived;
+    }
 }
 
 impl ShardStats {
@@ -131,6 +168,7 @@ impl ShardStats {
         self.flows.evicted += o.flows.evicted;
         self.flows.expired += o.flows.expired;
         self.flows.reused += o.flows.reused;
+        self.bypass.merge(&o.bypass);
     }
 }
 
@@ -180,6 +218,8 @@ struct Parts {
     workers: Vec<u16>,
     next_serial: u64,
     stats: ShardStats,
+    /// Where inspected flows are counted in the kernel, when capture supports it.
+    bypass: Option<Box<dyn KernelBypass>>,
 }
 
 impl Shard {
@@ -195,9 +235,15 @@ impl Shard {
                 workers: cfg.own_workers(),
                 next_serial: 0,
                 stats: ShardStats::default(),
+                bypass: None,
                 cfg,
             },
         }
+    }
+
+    /// Hands flows whose inspection is over to `bypass` from now on.
+    pub fn set_bypass(&mut self, bypass: Box<dyn KernelBypass>) {
+        self.parts.bypass = Some(bypass);
     }
 
     /// Counters so far (the table's are copied in).
@@ -248,17 +294,16 @@ impl Shard {
             wire_len: pkt.wire_len,
         };
         let parts = &mut self.parts;
-        let idx = self.table.update(key, view, &mut |entry, reason| {
-            parts.end_flow(entry, reason, out)
-        });
-        if let Some(FlowEntry { meta, ext }) = self.table.get_mut(idx) {
-            ext.inspect(
+        let idx = self.table.update(key, view, &mut Ending { parts, out });
+        if let Some(entry) = self.table.get_mut(idx) {
+            entry.ext.inspect(
                 idx,
-                meta,
+                &mut entry.meta,
                 side,
                 &pkt,
                 &mut self.parts.context(&mut out.work),
             );
+            self.parts.maybe_bypass(entry);
         }
     }
 
@@ -269,8 +314,11 @@ impl Shard {
         if update.session.shard != cfg.index || update.session.epoch != cfg.epoch {
             return;
         }
-        if let Some(FlowEntry { meta, ext }) = self.table.get_mut(update.slot) {
-            ext.apply(meta, update, &mut self.parts.context(&mut out.work));
+        if let Some(entry) = self.table.get_mut(update.slot) {
+            entry
+                .ext
+                .apply(&entry.meta, update, &mut self.parts.context(&mut out.work));
+            self.parts.maybe_bypass(entry);
         }
     }
 
@@ -279,9 +327,8 @@ impl Shard {
     pub fn expire(&mut self, now: Timestamp, out: &mut ShardOutput) {
         self.decoder.expire(now);
         let parts = &mut self.parts;
-        self.table.expire(now, usize::MAX, &mut |entry, reason| {
-            parts.end_flow(entry, reason, out)
-        });
+        self.table
+            .expire(now, usize::MAX, &mut Ending { parts, out });
     }
 
     /// Ends every flow with `end_of_input` (or how it closed) and emits its record.
@@ -293,8 +340,23 @@ impl Shard {
     /// records on before it makes more; returns whether every flow has ended.
     pub fn finish_some(&mut self, max: usize, out: &mut ShardOutput) -> bool {
         let parts = &mut self.parts;
-        self.table
-            .drain_some(max, &mut |entry, reason| parts.end_flow(entry, reason, out))
+        self.table.drain_some(max, &mut Ending { parts, out })
+    }
+}
+
+/// The table's events, applied to the shard's parts, records going to `out`.
+struct Ending<'a> {
+    parts: &'a mut Parts,
+    out: &'a mut ShardOutput,
+}
+
+impl FlowEvents<FlowState> for Ending<'_> {
+    fn end(&mut self, entry: FlowEntry<FlowState>, reason: EndReason) {
+        self.parts.end_flow(entry, reason, self.out);
+    }
+
+    fn refresh(&mut self, entry: &mut FlowEntry<FlowState>) {
+        self.parts.refresh(entry);
     }
 }
 
@@ -314,11 +376,75 @@ impl Parts {
         }
     }
 
+    /// Hands a flow whose inspection is over to the kernel's bypass (TCP and UDP only:
+    /// what the XDP program can key).
+    fn maybe_bypass(&mut self, entry: &mut FlowEntry<FlowState>) {
+        let Some(bypass) = self.bypass.as_mut() else {
+            return;
+        };
+        if entry.ext.is_inspecting()
+            || entry.ext.bypassed
+            || entry.ext.bypass_refused
+            || !matches!(entry.meta.key.proto, 6 | 17)
+        {
+            return;
+        }
+        // Asked once: a refused flow simply stays in user space.
+        if bypass.insert(&entry.meta.key) {
+            entry.ext.bypassed = true;
+            self.stats.bypass.flows += 1;
+        } else {
+            entry.ext.bypass_refused = true;
+            self.stats.bypass.refused += 1;
+        }
+    }
+
+    /// A bypassed flow that looks idle: the kernel may have seen it since.
+    fn refresh(&mut self, entry: &mut FlowEntry<FlowState>) {
+        if !entry.ext.bypassed {
+            return;
+        }
+        let Some(bypass) = self.bypass.as_mut() else {
+            return;
+        };
+        if let Some(seen) = bypass.last_seen(&entry.meta.key) {
+            if seen > entry.meta.last_seen {
+                entry.meta.last_seen = seen;
+                self.stats.bypass.revived += 1;
+            }
+        }
+    }
+
+    /// Adds what the kernel counted for a bypassed flow that ends.
+    fn take_kernel_counts(&mut self, meta: &mut FlowMeta) {
+        let Some(bypass) = self.bypass.as_mut() else {
+            return;
+        };
+        let Some(k) = bypass.take(&meta.key) else {
+            self.stats.bypass.lost += 1;
+            return;
+        };
+        self.stats.bypass.counted += 1;
+        for i in 0..2 {
+            meta.packets[i] += k.packets[i];
+            meta.bytes[i] += k.bytes[i];
+            meta.tcp_flags[i] |= k.tcp_flags[i];
+            self.stats.bypass.packets += k.packets[i];
+            self.stats.bypass.bytes += k.bytes[i];
+        }
+        if let Some(seen) = k.last_seen {
+            meta.last_seen = meta.last_seen.max(seen);
+        }
+    }
+
     /// Ends a flow: stops its inspection and emits its record, through the flow's worker
     /// when it has a session (the worker adds the handshakes and counts what was left
     /// incomplete).
     fn end_flow(&mut self, entry: FlowEntry<FlowState>, reason: EndReason, out: &mut ShardOutput) {
-        let FlowEntry { meta, mut ext } = entry;
+        let FlowEntry { mut meta, mut ext } = entry;
+        if ext.bypassed {
+            self.take_kernel_counts(&mut meta);
+        }
         let (session, inspecting) = ext.end(&mut self.context(&mut out.work));
         if let Some(i) = EndReason::ALL.iter().position(|r| *r == reason) {
             self.stats.records[i] += 1;
