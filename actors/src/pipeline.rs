@@ -233,6 +233,10 @@ async fn run(
         )?);
     }
 
+    let bypass = match &input {
+        Input::Live(live) => live.bypass.clone(),
+        Input::Files(_) => None,
+    };
     let self_edges: ShardSelfEdges = Arc::new(OnceLock::new());
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
@@ -242,6 +246,7 @@ async fn run(
             .collect();
         let to_scheduler = scheduler.edge(Priority::Low, Delivery::Lossless);
         let (board, fault, me) = (board.clone(), cfg.fault.clone(), Arc::clone(&self_edges));
+        let bypass = bypass.clone();
         let base = ShardConfig {
             index: u16::try_from(i).unwrap_or(u16::MAX),
             workers: u16::try_from(m).unwrap_or(u16::MAX),
@@ -273,6 +278,7 @@ async fn run(
                     fault.clone(),
                     Arc::clone(&me),
                 )
+                .with_bypass(bypass.as_ref().map(|make| make()))
             },
             on_failure.clone(),
         )?);

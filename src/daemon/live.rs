@@ -81,6 +81,7 @@ fn open(capture: &CaptureConfig) -> Result<LiveInput> {
                 sources,
                 filter: None,
                 keep_alive: None,
+                bypass: None,
             })
         }
         Source::Afxdp => anyhow::bail!("capture.source = \"afxdp\" is not available in this build"),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flowmesh_core::capture::Frame;
 use flowmesh_core::decode::DecodeConfig;
-use flowmesh_core::shard::{ExpiryClock, Route, Router};
+use flowmesh_core::shard::{ExpiryClock, KernelBypass, Route, Router};
 use flowmesh_schemas::Timestamp;
 use tokio::sync::oneshot;
 
@@ -62,6 +62,9 @@ pub trait FrameSource: Send {
     fn kernel_counters(&mut self) -> KernelCounters;
 }
 
+/// Makes a shard's handle on the in-kernel bypass (one per shard life).
+pub type BypassFactory = Arc<dyn Fn() -> Box<dyn KernelBypass> + Send + Sync>;
+
 /// Opened live sources, ready to read.
 pub struct LiveInput {
     /// One reader thread per source.
@@ -70,6 +73,8 @@ pub struct LiveInput {
     pub filter: Option<Arc<CaptureFilter>>,
     /// Kept alive until every reader has stopped (e.g. the attached XDP program).
     pub keep_alive: Option<Box<dyn Any + Send>>,
+    /// The kernel's bypass of inspected flows, when the source has one (AF_XDP).
+    pub bypass: Option<BypassFactory>,
 }
 
 impl std::fmt::Debug for LiveInput {
@@ -77,6 +82,7 @@ impl std::fmt::Debug for LiveInput {
         f.debug_struct("LiveInput")
             .field("sources", &self.sources.len())
             .field("filter", &self.filter.as_ref().map(|f| f.expr().to_owned()))
+            .field("bypass", &self.bypass.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +101,7 @@ pub async fn capture_live(
         sources,
         filter,
         keep_alive,
+        bypass: _,
     } = input;
     board.lock().capture.readers = vec![ReaderStats::default(); sources.len()];
     let mut finished = Vec::with_capacity(sources.len());

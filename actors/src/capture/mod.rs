@@ -11,4 +11,4 @@ pub mod filter;
 pub mod live;
 
 pub use file::replay_files;
-pub use live::{capture_live, FrameSource, KernelCounters, LiveInput};
+pub use live::{capture_live, BypassFactory, FrameSource, KernelCounters, LiveInput};

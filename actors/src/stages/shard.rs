@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use flowmesh_core::handshake::{HandshakeBatch, InspectionUpdate};
-use flowmesh_core::shard::{Shard, ShardConfig, ShardOutput};
+use flowmesh_core::shard::{KernelBypass, Shard, ShardConfig, ShardOutput};
 use thiserror::Error;
 
 use super::scheduler::SchedulerItem;
@@ -108,6 +108,14 @@ impl std::fmt::Debug for ShardStage {
 }
 
 impl ShardStage {
+    /// Hands this shard's flows to an in-kernel bypass once their inspection is over.
+    pub fn with_bypass(mut self, bypass: Option<Box<dyn KernelBypass>>) -> Self {
+        if let Some(b) = bypass {
+            self.shard.set_bypass(b);
+        }
+        self
+    }
+
     /// A shard with `cfg` (its index and epoch set), sending handshake work to `workers`
     /// (indexed by worker) and records to `scheduler`.
     pub fn new(
