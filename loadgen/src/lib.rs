@@ -2,8 +2,8 @@
 //!
 //! It builds every byte itself (Ethernet to TLS/QUIC), writes classic pcap files from
 //! profiles, and records in a manifest what it generated, including the JA3/JA4 each
-//! handshake must yield, computed by its own fingerprint code. `bench` times flowmesh against
-//! Suricata and tshark on such a file.
+//! handshake must yield, computed by its own fingerprint code. `send` puts such frames on an
+//! interface through AF_PACKET; `bench` times flowmesh against Suricata and tshark on a file.
 
 pub mod bench;
 pub mod fingerprint;
@@ -13,5 +13,6 @@ pub mod netns;
 pub mod pcap;
 pub mod quic;
 pub mod rng;
+pub mod send;
 pub mod tls;
 pub mod wire;

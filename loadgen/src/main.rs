@@ -1,8 +1,13 @@
-//! `loadgen`: generate pcaps from traffic profiles (and, later, benchmark sensors on them).
+//! `loadgen`: generate pcaps from traffic profiles, send them into an interface, and
+//! benchmark sensors on them.
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
-use flowmesh_loadgen::gen::{generate, parse_size, GenOptions, Impairments, Profile};
+use flowmesh_loadgen::gen::{
+    generate, generate_pcap_bytes, parse_size, GenOptions, Impairments, Profile,
+};
+use flowmesh_loadgen::send::{send_frames, PcapFile, SendOptions};
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -18,6 +23,8 @@ enum Cmd {
     Gen(GenArgs),
     /// Time flowmesh against Suricata and tshark on one capture, alternating rounds
     Bench(BenchArgs),
+    /// Send a pcap's or a profile's frames into an interface (AF_PACKET, needs root)
+    Send(SendArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -121,18 +128,20 @@ struct GenArgs {
     nanos: bool,
 }
 
+fn parse_profile(name: &str) -> Result<Profile> {
+    Profile::parse(name).ok_or_else(|| {
+        anyhow!("unknown profile {name:?}: mixed, handshakes, syn-flood, ooo-heavy, many-flows")
+    })
+}
+
+fn parse_bytes(size: Option<&str>) -> Result<Option<u64>> {
+    size.map(|s| parse_size(s).ok_or_else(|| anyhow!("bad size {s:?}: use e.g. 1G, 500M, 64k")))
+        .transpose()
+}
+
 fn gen(a: GenArgs) -> Result<()> {
-    let profile = Profile::parse(&a.profile).ok_or_else(|| {
-        anyhow!(
-            "unknown profile {:?}: mixed, handshakes, syn-flood, ooo-heavy, many-flows",
-            a.profile
-        )
-    })?;
-    let bytes = a
-        .bytes
-        .as_deref()
-        .map(|s| parse_size(s).ok_or_else(|| anyhow!("bad size {s:?}: use e.g. 1G, 500M, 64k")))
-        .transpose()?;
+    let profile = parse_profile(&a.profile)?;
+    let bytes = parse_bytes(a.bytes.as_deref())?;
     let d = profile.impairments();
     let imp = Impairments {
         loss: a.loss.unwrap_or(d.loss),
@@ -169,9 +178,94 @@ fn gen(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// Interface to send on
+    #[arg(long)]
+    interface: String,
+    /// Classic pcap to send (Ethernet link type)
+    #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+    pcap: Option<PathBuf>,
+    /// Generate this profile in memory and send it: mixed | handshakes | syn-flood | ooo-heavy | many-flows
+    #[arg(long)]
+    profile: Option<String>,
+    /// Flows to generate (with --profile)
+    #[arg(long, conflicts_with = "pcap")]
+    flows: Option<u64>,
+    /// Stop starting flows once the capture reaches this size (with --profile)
+    #[arg(long, conflicts_with = "pcap")]
+    bytes: Option<String>,
+    /// Seed (with --profile)
+    #[arg(long, conflicts_with = "pcap", default_value_t = 1)]
+    seed: u64,
+    /// Frames per second (default: as fast as possible)
+    #[arg(long)]
+    rate: Option<NonZeroU64>,
+    /// Times to send the whole sequence
+    #[arg(long, default_value = "1")]
+    loops: NonZeroU64,
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+fn send(a: SendArgs) -> Result<()> {
+    let (capture, source) = match (&a.pcap, &a.profile) {
+        (Some(path), _) => (
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, Some(name)) => {
+            let opt = GenOptions {
+                profile: parse_profile(name)?,
+                flows: a.flows,
+                bytes: parse_bytes(a.bytes.as_deref())?,
+                seed: a.seed,
+                out: PathBuf::new(),
+                impairments: None,
+                nanos: false,
+            };
+            let bytes =
+                generate_pcap_bytes(&opt).with_context(|| format!("generating profile {name}"))?;
+            (bytes, format!("profile {name}"))
+        }
+        (None, None) => return Err(anyhow!("give --pcap FILE or --profile NAME")),
+    };
+    let file = PcapFile::parse(&capture).with_context(|| format!("reading {source}"))?;
+    let opts = SendOptions {
+        rate: a.rate,
+        loops: a.loops,
+    };
+    let r = send_frames(&a.interface, file.frames(), &opts)
+        .with_context(|| format!("sending {source} on {}", a.interface))?;
+    if r.oversize_skipped > 0 {
+        eprintln!(
+            "loadgen send: {} frames longer than MTU {} allows were skipped (raise it with `ip link set {} mtu N`)",
+            r.oversize_skipped, r.mtu, a.interface
+        );
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{}: {} frames, {} bytes sent in {:.3} s: {:.0} frames/s, {:.1} Mbit/s; {} oversize skipped, {} retries",
+            a.interface,
+            r.frames_sent,
+            r.bytes_sent,
+            r.elapsed_s,
+            r.pps,
+            r.mbit_per_s,
+            r.oversize_skipped,
+            r.retries
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Gen(a) => gen(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Send(a) => send(a),
     }
 }

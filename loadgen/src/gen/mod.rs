@@ -10,4 +10,4 @@ pub mod tcp;
 mod run;
 
 pub use emit::Impairments;
-pub use run::{generate, parse_size, GenError, GenOptions, Profile, Report};
+pub use run::{generate, generate_pcap_bytes, parse_size, GenError, GenOptions, Profile, Report};

@@ -252,17 +252,51 @@ pub fn generate(opt: &GenOptions) -> Result<Report, GenError> {
         source,
     };
     let file = File::create(&opt.out).map_err(pcap_err)?;
+    let mfile: Box<dyn Write> = Box::new(BufWriter::with_capacity(
+        1 << 20,
+        File::create(&mpath).map_err(man_err)?,
+    ));
+    let out = BufWriter::with_capacity(4 << 20, file);
+    let (totals, _) = run(opt, out, mfile, &opt.out, &mpath)?;
+    Ok(Report {
+        totals,
+        manifest: mpath,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Generates the pcap of `opt` into memory and returns its bytes; `opt.out` is not used
+/// and no manifest is written. The whole capture is held, so mind `flows` and `bytes`.
+pub fn generate_pcap_bytes(opt: &GenOptions) -> Result<Vec<u8>, GenError> {
+    let mem = Path::new("(memory)");
+    let (_, bytes) = run(opt, Vec::new(), Box::new(io::sink()), mem, mem)?;
+    Ok(bytes)
+}
+
+/// The generation run: writes the pcap to `out` and the manifest to `manifest`; the paths
+/// only name the two in errors. Returns the totals and `out`, flushed.
+fn run<W: Write>(
+    opt: &GenOptions,
+    out: W,
+    manifest: Box<dyn Write>,
+    pcap_path: &Path,
+    manifest_path: &Path,
+) -> Result<(Totals, W), GenError> {
+    let pcap_err = |source| GenError::Io {
+        path: pcap_path.to_path_buf(),
+        source,
+    };
+    let man_err = |source| GenError::Io {
+        path: manifest_path.to_path_buf(),
+        source,
+    };
     let res = if opt.nanos {
         Resolution::Nano
     } else {
         Resolution::Micro
     };
-    let pcap = PcapWriter::new(BufWriter::with_capacity(4 << 20, file), res).map_err(pcap_err)?;
-    let mfile: Box<dyn Write> = Box::new(BufWriter::with_capacity(
-        1 << 20,
-        File::create(&mpath).map_err(man_err)?,
-    ));
-    let manifest = ManifestWriter::new(mfile, opt.profile.name(), opt.seed).map_err(man_err)?;
+    let pcap = PcapWriter::new(out, res).map_err(pcap_err)?;
+    let manifest = ManifestWriter::new(manifest, opt.profile.name(), opt.seed).map_err(man_err)?;
     let mut cx = Ctx::new(opt.seed, manifest);
     let mut em = Emitter::new(
         pcap,
@@ -290,10 +324,7 @@ pub fn generate(opt: &GenOptions) -> Result<Report, GenError> {
                 0
             };
             let f = spawn(opt.profile, &mut cx, room).map_err(|e| match e {
-                GenError::Io { source, .. } => GenError::Io {
-                    path: mpath.clone(),
-                    source,
-                },
+                GenError::Io { source, .. } => man_err(source),
                 e => e,
             })?;
             bulk_active += usize::from(f.is_bulk());
@@ -333,13 +364,9 @@ pub fn generate(opt: &GenOptions) -> Result<Report, GenError> {
     cx.totals.flows = spawned;
     cx.totals.packets = em.packets();
     cx.totals.bytes = em.bytes();
-    em.finish().map_err(pcap_err)?;
+    let out = em.finish().map_err(pcap_err)?;
     let totals = cx.finish().map_err(man_err)?;
-    Ok(Report {
-        totals,
-        manifest: mpath,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    Ok((totals, out))
 }
 
 #[cfg(test)]
@@ -353,5 +380,25 @@ mod tests {
         assert_eq!(parse_size("1.5k"), Some(1536));
         assert_eq!(parse_size("42"), Some(42));
         assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn in_memory_matches_file() {
+        let dir = std::env::temp_dir().join(format!("loadgen-mem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let opt = GenOptions {
+            profile: Profile::Handshakes,
+            flows: Some(20),
+            bytes: None,
+            seed: 7,
+            out: dir.join("hs.pcap"),
+            impairments: None,
+            nanos: false,
+        };
+        generate(&opt).expect("generate");
+        let file = std::fs::read(&opt.out).expect("read back");
+        let mem = generate_pcap_bytes(&opt).expect("generate in memory");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        assert_eq!(file, mem);
     }
 }
