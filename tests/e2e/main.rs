@@ -2,6 +2,7 @@
 
 mod corpus;
 mod daemon;
+mod live;
 mod loadgen;
 mod replay_cli;
 mod support;
