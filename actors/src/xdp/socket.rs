@@ -121,6 +121,7 @@ pub struct XdpSocket {
     /// Clears the offset within a frame (frames are a power of two, aligned mode).
     frame_mask: u64,
     rx_ring: u32,
+    busy_poll: bool,
     bad_descs: u64,
     /// Declared last: unmapped after the rings and the socket are gone.
     area: UmemArea,
@@ -221,6 +222,7 @@ impl XdpSocket {
             done: Vec::with_capacity(ring as usize),
             frame_mask: !(frame_size - 1),
             rx_ring: ring,
+            busy_poll: cfg.busy_poll,
             bad_descs: 0,
             area,
         })
@@ -239,6 +241,10 @@ impl XdpSocket {
     /// Waits up to `timeout` for frames, calls `f(frame_bytes)` for each frame available
     /// (at most `max`), returns them to the fill ring, and returns the number handled
     /// (0 on timeout or when a signal interrupted the wait).
+    ///
+    /// A zero `timeout` only looks at the ring (no system call unless busy polling, which
+    /// needs one to drive the device): a reader that spins this way while traffic flows
+    /// spares the kernel a wake-up per packet, which costs more than the copy itself.
     pub fn poll(
         &mut self,
         timeout: Duration,
@@ -248,8 +254,13 @@ impl XdpSocket {
         if max == 0 {
             return Ok(0);
         }
-        if self.rx.available() == 0 && !self.wait(timeout)? {
-            return Ok(0);
+        if self.rx.available() == 0 {
+            if timeout.is_zero() && !self.busy_poll {
+                return Ok(0);
+            }
+            if !self.wait(timeout)? {
+                return Ok(0);
+            }
         }
         let want = u32::try_from(max).unwrap_or(u32::MAX).min(self.rx_ring);
         self.done.clear();
