@@ -570,6 +570,94 @@ fn bypass_keys_carry_the_outer_vlan() {
     }
 }
 
+/// Frames of many flows over a two-queue veth: one socket per queue, each in the XSKMAP
+/// at its queue index; with only queue 0 captured, queue 1's frames are passed.
+#[test]
+fn every_receive_queue_has_its_socket() {
+    if !netns::is_root() {
+        eprintln!("skipped: AF_XDP tests need root");
+        return;
+    }
+    let net = match VethPair::with_queues(2) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
+            return;
+        }
+    };
+    let sender = in_ns(&net.send_ns, || RawSocket::open(SEND_IF, 0)).expect("sender");
+    // The sender's transmit queue (a hash of the flow) picks the veth receive queue.
+    let sent: Vec<Vec<u8>> = (0..64u16)
+        .map(|i| {
+            eth(
+                ETH_P_IP,
+                &[],
+                &ipv4(v4(1), v4(2), UDP, 0, &[], &udp(20000 + i, 53, &[])),
+            )
+        })
+        .collect();
+    for queues in [None, Some(1)] {
+        let cfg = XdpConfig {
+            queues,
+            frames_per_queue: 256,
+            ..XdpConfig::new(CAP_IF)
+        };
+        let mut capture = in_ns(&net.cap_ns, || XdpCapture::open(&cfg)).expect("open");
+        let mut sockets = capture.take_sockets();
+        let queue_ids: Vec<u32> = sockets.iter().map(XdpSocket::queue).collect();
+        assert_eq!(
+            queue_ids,
+            if queues.is_none() {
+                vec![0, 1]
+            } else {
+                vec![0]
+            }
+        );
+        for f in &sent {
+            sender.send(f).expect("send");
+        }
+        let mut per_queue = vec![Vec::new(); sockets.len()];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            for (s, got) in sockets.iter_mut().zip(&mut per_queue) {
+                s.poll(Duration::from_millis(20), 64, &mut |f| got.push(f.to_vec()))
+                    .expect("poll");
+            }
+            let c = capture.counters().expect("counters");
+            if c.seen == sent.len() as u64
+                && per_queue.iter().map(Vec::len).sum::<usize>() as u64 == c.redirected
+            {
+                break;
+            }
+        }
+        let c = capture.counters().expect("counters");
+        assert_eq!(c.seen, sent.len() as u64, "{c:?}");
+        let mut all: Vec<Vec<u8>> = per_queue.concat();
+        all.sort();
+        let mut expected = sent.clone();
+        expected.sort();
+        if queues.is_none() {
+            assert!(
+                per_queue.iter().all(|q| !q.is_empty()),
+                "both queues carry frames"
+            );
+            assert_eq!(all, expected, "every frame arrives once");
+            assert_eq!(
+                (c.redirected, c.redirect_failed),
+                (sent.len() as u64, 0),
+                "{c:?}"
+            );
+        } else {
+            // Queue 1 has no socket: its frames go to the kernel.
+            assert!(c.redirect_failed > 0, "{c:?}");
+            assert_eq!(c.redirected + c.redirect_failed, sent.len() as u64, "{c:?}");
+            assert_eq!(all.len() as u64, c.redirected, "{c:?}");
+        }
+        drop(sockets);
+        in_ns(&net.cap_ns, move || drop(capture));
+    }
+}
+
 #[test]
 fn more_queues_than_the_interface_has_are_refused() {
     if !netns::is_root() {

@@ -57,6 +57,11 @@ impl VethPair {
     /// IPv6 disabled in both before any link is up. `Err` says why the kernel or tools
     /// could not do it.
     pub fn create() -> Result<Self, String> {
+        Self::with_queues(1)
+    }
+
+    /// As [`VethPair::create`], with `queues` receive and transmit queues on each end.
+    pub fn with_queues(queues: u32) -> Result<Self, String> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let base = format!("fmxdp-{}-{n}", std::process::id());
@@ -81,6 +86,7 @@ impl VethPair {
                 ],
             )?;
         }
+        let q = queues.to_string();
         run(
             "ip",
             &[
@@ -89,11 +95,19 @@ impl VethPair {
                 "link",
                 "add",
                 CAP_IF,
+                "numrxqueues",
+                &q,
+                "numtxqueues",
+                &q,
                 "type",
                 "veth",
                 "peer",
                 "name",
                 SEND_IF,
+                "numrxqueues",
+                &q,
+                "numtxqueues",
+                &q,
                 "netns",
                 &pair.send_ns,
             ],
