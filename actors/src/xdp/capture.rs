@@ -23,6 +23,11 @@ pub struct XdpCapture {
     program: XdpProgram,
 }
 
+const _: () = {
+    const fn is_send<T: Send>() {}
+    is_send::<XdpCapture>();
+};
+
 impl XdpCapture {
     /// Loads and attaches the program on `cfg.interface`, as seen from the calling
     /// thread's network namespace, with one socket per captured receive queue.

@@ -142,6 +142,27 @@ impl std::fmt::Debug for XdpSocket {
     }
 }
 
+/// Puts `frames` on the fill ring. A reservation is served from the ring's cached view of
+/// the kernel's position and may be short; the next one refreshes it, so this loops. The
+/// ring has room for every frame of the UMEM, so it is never really full: if it ever is,
+/// that is an error rather than frames silently lost to the kernel for good.
+fn give_back(device: &mut DeviceQueue, mut frames: &[u64]) -> io::Result<()> {
+    while !frames.is_empty() {
+        let want = u32::try_from(frames.len()).unwrap_or(u32::MAX);
+        let mut fill = device.fill(want);
+        let given = fill.insert(frames.iter().copied()) as usize;
+        fill.commit();
+        if given == 0 {
+            return Err(io::Error::other(format!(
+                "fill ring full with {} frames to give back",
+                frames.len()
+            )));
+        }
+        frames = &frames[given..];
+    }
+    Ok(())
+}
+
 /// Maps an xdpilone error (sometimes negated) to an I/O error.
 fn errno(e: xdpilone::Errno) -> io::Error {
     io::Error::from_raw_os_error(e.get_raw().abs())
@@ -206,15 +227,8 @@ impl XdpSocket {
         }
         umem.bind(&user).map_err(|e| step("bind")(errno(e)))?;
         let frame_size = u64::from(cfg.frame_size);
-        let mut fill = device.fill(frames);
-        let given = fill.insert((0..u64::from(frames)).map(|i| i * frame_size));
-        fill.commit();
-        drop(fill);
-        if given != frames {
-            return Err(step("fill ring")(io::Error::other(format!(
-                "took {given} of {frames} frames"
-            ))));
-        }
+        let all: Vec<u64> = (0..u64::from(frames)).map(|i| i * frame_size).collect();
+        give_back(&mut device, &all).map_err(step("fill ring"))?;
         Ok(XdpSocket {
             queue,
             rx,
@@ -276,17 +290,11 @@ impl XdpSocket {
         }
         reader.release();
         drop(reader);
-        let n = self.done.len();
-        let mut fill = self.device.fill(n as u32);
-        // The fill ring holds every frame, so there is always room for these.
-        let given = fill.insert(self.done.iter().copied());
-        fill.commit();
-        drop(fill);
-        debug_assert_eq!(given as usize, n);
+        give_back(&mut self.device, &self.done)?;
         if self.device.needs_wakeup() {
             self.device.wake();
         }
-        Ok(n)
+        Ok(self.done.len())
     }
 
     /// Sleeps in poll(2) until the receive ring has frames or `timeout` passes. With busy
