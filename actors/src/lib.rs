@@ -7,7 +7,8 @@
 //! - [`capture`]: the file source; [`batch`]: packet batches;
 //! - [`pipeline`]: starts and connects the stages and runs a replay to the end;
 //! - [`stats`]: where stages publish their counters;
-//! - [`storage`]: the flow store on RocksDB.
+//! - [`storage`]: the flow store on RocksDB;
+//! - [`xdp`]: AF_XDP capture: the XDP program, its sockets and the bypass map.
 
 pub mod batch;
 pub mod capture;
@@ -16,3 +17,4 @@ pub mod runtime;
 pub mod stages;
 pub mod stats;
 pub mod storage;
+pub mod xdp;
