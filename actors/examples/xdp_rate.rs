@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use flowmesh_actors::xdp::{XdpCapture, XdpConfig, XdpMode};
+use flowmesh_actors::capture::xdp::{XdpCapture, XdpConfig, XdpMode};
 
 #[path = "../tests/support/frames.rs"]
 mod frames;

@@ -4,11 +4,11 @@
 //! - [`runtime`]: priority inboxes, bounded edges with explicit backpressure, the outbox,
 //!   supervision with a restart budget, per-stage counters;
 //! - [`stages`]: shard, handshake worker, scheduler, encoder and writer stages;
-//! - [`capture`]: the file source; [`batch`]: packet batches;
+//! - [`capture`]: capture files and live sources (AF_PACKET, AF_XDP with our XDP program
+//!   and its in-kernel bypass), capture filters; [`batch`]: packet batches;
 //! - [`pipeline`]: starts and connects the stages and runs a replay to the end;
 //! - [`stats`]: where stages publish their counters;
-//! - [`storage`]: the flow store on RocksDB;
-//! - [`xdp`]: AF_XDP capture: the XDP program, its sockets and the bypass map.
+//! - [`storage`]: the flow store on RocksDB.
 
 pub mod batch;
 pub mod capture;
@@ -17,4 +17,3 @@ pub mod runtime;
 pub mod stages;
 pub mod stats;
 pub mod storage;
-pub mod xdp;

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use flowmesh_actors::xdp::{
+use flowmesh_actors::capture::xdp::{
     mono_now_ns, BypassAction, BypassCounters, XdpCapture, XdpConfig, XdpError, XdpMode, XdpSocket,
 };
 use flowmesh_schemas::flow::{Endpoint, FlowKey};

@@ -196,6 +196,16 @@ fn live(s: &LiveStatus) -> serde_json::Value {
         "records": s.records,
         "handshakes": s.handshakes,
         "readers": readers,
+        "xdp": s.xdp.map(|x| json!({
+            "seen": x.seen,
+            "redirected": x.redirected,
+            "redirect_failed": x.redirect_failed,
+            "bypassed_packets": x.bypass_packets,
+            "bypassed_bytes": x.bypass_bytes,
+            "bypass_fin_rst": x.bypass_fin_rst,
+            "unparsed": x.unparsed,
+            "fragments": x.fragments,
+        })),
         "error": s.error,
     })
 }

@@ -12,8 +12,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use flowmesh_actors::capture::afpacket::{AfPacketConfig, AfPacketRing};
+use flowmesh_actors::capture::afpacket::{interface_mtu, AfPacketConfig, AfPacketRing};
+use flowmesh_actors::capture::afxdp;
 use flowmesh_actors::capture::filter::CaptureFilter;
+use flowmesh_actors::capture::xdp::{BypassAction, XdpCapture, XdpConfig, XdpCounters, XdpMode};
 use flowmesh_actors::capture::{FrameSource, LiveInput};
 use flowmesh_actors::pipeline::{run_pipeline, Input, ReplayConfig};
 use flowmesh_actors::runtime::StageCounters;
@@ -23,7 +25,11 @@ use flowmesh_actors::storage::FlowStore;
 
 use super::ingest::StoreSink;
 use super::telemetry::JobMetrics;
-use crate::config::{CaptureConfig, Config, Source};
+use crate::config::{BypassActionSetting, CaptureConfig, Config, Source, XdpModeSetting};
+
+/// Batches a shard's queue holds in live capture: the slack that absorbs a shard's
+/// pauses (a batch holds up to a millisecond of one reader's frames) before frames drop.
+const SHARD_QUEUE: usize = 512;
 
 /// What the live pipeline has done so far, for `/api/v1/stats` and `/api/v1/actors`.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +48,8 @@ pub struct LiveStatus {
     pub handshakes: u64,
     /// The pipeline's stages.
     pub stages: Vec<StageCounters>,
+    /// The XDP program's counters (`afxdp`).
+    pub xdp: Option<XdpCounters>,
     /// Why the pipeline stopped, if it failed.
     pub error: Option<String>,
 }
@@ -54,8 +62,9 @@ pub struct LiveCapture {
     status: Arc<Mutex<LiveStatus>>,
 }
 
-/// Opens the sources `capture` describes.
-fn open(capture: &CaptureConfig) -> Result<LiveInput> {
+/// Opens the sources `capture` describes; for `afxdp`, also the attached program, which
+/// must outlive the readers.
+fn open(capture: &CaptureConfig) -> Result<(LiveInput, Option<XdpCapture>)> {
     let filter = if capture.filter.is_empty() {
         None
     } else {
@@ -77,14 +86,36 @@ fn open(capture: &CaptureConfig) -> Result<LiveInput> {
             for _ in 0..readers {
                 sources.push(Box::new(AfPacketRing::open(&cfg, filter.as_ref())?));
             }
-            Ok(LiveInput {
+            let input = LiveInput {
                 sources,
                 filter: None,
-                keep_alive: None,
                 bypass: None,
-            })
+            };
+            Ok((input, None))
         }
-        Source::Afxdp => anyhow::bail!("capture.source = \"afxdp\" is not available in this build"),
+        Source::Afxdp => {
+            let mtu = interface_mtu(&capture.interface)
+                .with_context(|| format!("cannot read the MTU of {:?}", capture.interface))?;
+            let cfg = XdpConfig {
+                frame_size: afxdp::frame_size_for_mtu(mtu).map_err(anyhow::Error::msg)?,
+                mode: match capture.xdp_mode {
+                    XdpModeSetting::Auto => XdpMode::Auto,
+                    XdpModeSetting::Native => XdpMode::Native,
+                    XdpModeSetting::Generic => XdpMode::Generic,
+                },
+                frames_per_queue: capture.xdp_frames,
+                busy_poll: capture.busy_poll,
+                bypass_capacity: capture.bypass_capacity,
+                bypass_action: match capture.bypass_action {
+                    BypassActionSetting::Pass => BypassAction::Pass,
+                    BypassActionSetting::Drop => BypassAction::Drop,
+                },
+                ..XdpConfig::new(capture.interface.clone())
+            };
+            let (xdp, input) = afxdp::open(&cfg, filter, capture.bypass)?;
+            tracing::info!(mode = ?xdp.attached_mode(), queues = input.sources.len(), "XDP program attached");
+            Ok((input, Some(xdp)))
+        }
         Source::Spool | Source::Pcap => anyhow::bail!("not a live source"),
     }
 }
@@ -93,7 +124,7 @@ impl LiveCapture {
     /// Opens the configured live source and starts its pipeline into `store`.
     pub fn start(config: &Config, store: Arc<FlowStore>) -> Result<Self> {
         let capture = &config.capture;
-        let input = open(capture).with_context(|| {
+        let (input, xdp) = open(capture).with_context(|| {
             format!(
                 "cannot capture on {:?} (capture.interface)",
                 capture.interface
@@ -106,6 +137,7 @@ impl LiveCapture {
         let stop = Arc::new(AtomicBool::new(false));
         let pipeline = ReplayConfig {
             stop: Some(Arc::clone(&stop)),
+            shard_queue: SHARD_QUEUE,
             ..config.pipeline.replay_config(fingerprints)
         };
         let status = Arc::new(Mutex::new(LiveStatus {
@@ -121,7 +153,7 @@ impl LiveCapture {
             let status = Arc::clone(&status);
             std::thread::Builder::new()
                 .name("live".into())
-                .spawn(move || run(pipeline, input, store, &status))?
+                .spawn(move || run(pipeline, input, xdp, store, &status))?
         };
         tracing::info!(
             source = capture_name(capture),
@@ -169,10 +201,13 @@ fn lock(s: &Mutex<LiveStatus>) -> std::sync::MutexGuard<'_, LiveStatus> {
 fn run(
     pipeline: ReplayConfig,
     input: LiveInput,
+    xdp: Option<XdpCapture>,
     store: Arc<FlowStore>,
     status: &Arc<Mutex<LiveStatus>>,
 ) {
     let metrics = Arc::new(Mutex::new(JobMetrics::default()));
+    // Read by the progress callback; dropped (the program detached) after the pipeline.
+    let xdp = xdp.map(|x| Arc::new(Mutex::new(x)));
     let handshakes = Arc::new(AtomicU64::new(0));
     let progress = {
         let (metrics, status, handshakes) = (
@@ -180,13 +215,24 @@ fn run(
             Arc::clone(status),
             Arc::clone(&handshakes),
         );
+        let xdp = xdp.clone();
         Box::new(
             move |board: &flowmesh_actors::stats::Board, stages: &[StageCounters]| {
-                metrics
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .publish(board, stages);
+                let xdp_counters = xdp.as_ref().and_then(|x| {
+                    x.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .counters()
+                        .ok()
+                });
+                {
+                    let mut m = metrics.lock().unwrap_or_else(PoisonError::into_inner);
+                    m.publish(board, stages);
+                    if let Some(c) = &xdp_counters {
+                        m.publish_xdp(c);
+                    }
+                }
                 let mut s = lock(&status);
+                s.xdp = xdp_counters.or(s.xdp);
                 s.capture = board.capture.clone();
                 s.records = board.records_written;
                 s.handshakes = handshakes.load(Ordering::Relaxed);
@@ -201,7 +247,15 @@ fn run(
         output,
         Some((Duration::from_millis(500), progress)),
     );
+    let final_xdp = xdp.as_ref().and_then(|x| {
+        x.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counters()
+            .ok()
+    });
+    drop(xdp);
     let mut s = lock(status);
+    s.xdp = final_xdp.or(s.xdp);
     match result {
         Ok(report) => {
             let mut m = metrics.lock().unwrap_or_else(PoisonError::into_inner);

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use flowmesh_actors::capture::xdp::XdpCounters;
 use flowmesh_actors::runtime::StageCounters;
 use flowmesh_actors::stats::Board;
 use flowmesh_core::stats::ReasonCounts;
@@ -45,6 +46,21 @@ fn describe() {
         "flowmesh_capture_filtered_packets_total",
         Unit::Count,
         "Frames a capture filter run in user space rejected (AF_XDP; on AF_PACKET the kernel filters)."
+    );
+    describe_counter!(
+        "flowmesh_xdp_packets_total",
+        Unit::Count,
+        "Packets the XDP program handled, by path: redirected (to flowmesh), redirect_failed (no socket on the queue; passed), bypassed (counted in the kernel), unparsed (not IP; passed)."
+    );
+    describe_counter!(
+        "flowmesh_xdp_bypassed_bytes_total",
+        Unit::Bytes,
+        "Bytes of packets the XDP program counted for bypassed flows."
+    );
+    describe_counter!(
+        "flowmesh_bypass_flows_total",
+        Unit::Count,
+        "Flows handed to the kernel's bypass map (bypassed), refused because the map was full (refused; they stay in user space), or gone from the map when they ended (lost)."
     );
     describe_counter!(
         "flowmesh_flows_total",
@@ -153,6 +169,15 @@ impl JobMetrics {
             counter!("flowmesh_capture_dropped_packets_total", "reason" => reason).increment(d);
         }
 
+        for (result, now) in [
+            ("bypassed", s.bypass.flows),
+            ("refused", s.bypass.refused),
+            ("lost", s.bypass.lost),
+        ] {
+            let d = self.delta(format!("bypass/{result}"), now);
+            counter!("flowmesh_bypass_flows_total", "result" => result).increment(d);
+        }
+
         let mut sessions = s.sessions.clone();
         sessions.merge(&w.sessions);
         for (kind, counts) in [
@@ -179,6 +204,21 @@ impl JobMetrics {
             let d = self.delta(format!("{}/restarts", st.stage), st.restarts);
             counter!("flowmesh_stage_restarts_total", "stage" => st.stage).increment(d);
         }
+    }
+
+    /// Publishes what the XDP program counted since the last call.
+    pub fn publish_xdp(&mut self, c: &XdpCounters) {
+        for (path, now) in [
+            ("redirected", c.redirected),
+            ("redirect_failed", c.redirect_failed),
+            ("bypassed", c.bypass_packets),
+            ("unparsed", c.unparsed),
+        ] {
+            let d = self.delta(format!("xdp/{path}"), now);
+            counter!("flowmesh_xdp_packets_total", "path" => path).increment(d);
+        }
+        let d = self.delta("xdp/bypass_bytes".into(), c.bypass_bytes);
+        counter!("flowmesh_xdp_bypassed_bytes_total").increment(d);
     }
 
     /// The end of a file: its stages are gone, so their queues are empty.

@@ -9,13 +9,13 @@
 //! - Every frame a reader took from its ring is accounted for: sent, filtered, held or
 //!   dropped by the router (its counters), or dropped with its batch (`shard_queue_full`,
 //!   `shard_unavailable`).
-//! - A batch waits at most one poll (bounded by the ring's block timeout or
-//!   [`POLL_TIMEOUT`]) before it is sent, so a quiet link still delivers promptly.
+//! - A batch is sent when full, or at the first poll after its oldest frame has waited
+//!   [`BATCH_LINGER`] (a poll waits at most the ring's block timeout or [`POLL_TIMEOUT`]),
+//!   so a quiet link still delivers promptly.
 //! - Idle flows still expire on a quiet link: without frames the expiry clock follows the
 //!   wall clock.
 //! - Each shard's `EndOfInput` follows every reader's last batch.
 
-use std::any::Any;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,8 +40,13 @@ pub const POLL_TIMEOUT: Duration = Duration::from_millis(50);
 /// How often a reader publishes its counters.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Bytes reserved per batch for frame copies (full-size Ethernet frames).
-const BATCH_BYTES: usize = BATCH_FRAMES * 1536;
+/// Bytes reserved per batch for frame copies (it grows beyond when frames are larger).
+const BATCH_BYTES: usize = 64 << 10;
+
+/// The longest a frame waits in a reader's batch before the batch is sent: long enough
+/// to gather many frames at a moderate rate (a shard's queue holds batches, not frames),
+/// short enough not to matter for latency.
+const BATCH_LINGER: Duration = Duration::from_millis(1);
 
 /// Counters the kernel keeps for one live source, since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,8 +76,6 @@ pub struct LiveInput {
     pub sources: Vec<Box<dyn FrameSource>>,
     /// A filter to run in user space (when the kernel side cannot run it).
     pub filter: Option<Arc<CaptureFilter>>,
-    /// Kept alive until every reader has stopped (e.g. the attached XDP program).
-    pub keep_alive: Option<Box<dyn Any + Send>>,
     /// The kernel's bypass of inspected flows, when the source has one (AF_XDP).
     pub bypass: Option<BypassFactory>,
 }
@@ -100,7 +103,6 @@ pub async fn capture_live(
     let LiveInput {
         sources,
         filter,
-        keep_alive,
         bypass: _,
     } = input;
     board.lock().capture.readers = vec![ReaderStats::default(); sources.len()];
@@ -116,6 +118,7 @@ pub async fn capture_live(
             filter: filter.clone(),
             stats: ReaderStats::default(),
             board: board.clone(),
+            pending_since: None,
         };
         let stop = Arc::clone(&stop);
         let spawned = std::thread::Builder::new()
@@ -138,7 +141,6 @@ pub async fn capture_live(
             board.lock().capture.warnings.push(e);
         }
     }
-    drop(keep_alive);
     board.lock().capture.stopped = true;
     for edge in &shards {
         // Control: waits for room even on a droppable edge.
@@ -151,7 +153,7 @@ fn new_batch() -> PacketBatch {
 }
 
 /// Now, as a capture timestamp.
-fn wall_clock() -> Timestamp {
+pub(crate) fn wall_clock() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -170,6 +172,8 @@ struct Reader {
     filter: Option<Arc<CaptureFilter>>,
     stats: ReaderStats,
     board: StatsBoard,
+    /// When the oldest frame now in a batch arrived.
+    pending_since: Option<Instant>,
 }
 
 impl Reader {
@@ -186,6 +190,7 @@ impl Reader {
                         for b in &mut self.batches {
                             b.push_tick(now);
                         }
+                        self.pending_since.get_or_insert_with(Instant::now);
                     }
                 }
                 Ok(_) => {}
@@ -194,7 +199,12 @@ impl Reader {
                     break;
                 }
             }
-            self.flush();
+            if self
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= BATCH_LINGER)
+            {
+                self.flush();
+            }
             if published.elapsed() >= PUBLISH_INTERVAL {
                 self.stats.kernel = source.kernel_counters();
                 self.publish();
@@ -235,6 +245,7 @@ impl Reader {
             }
             Route::Held | Route::Dropped(_) => return,
         };
+        self.pending_since.get_or_insert_with(Instant::now);
         if self.batches[target].len() >= BATCH_FRAMES {
             self.send(target);
         }
@@ -247,6 +258,7 @@ impl Reader {
                 self.send(i);
             }
         }
+        self.pending_since = None;
     }
 
     /// Sends batch `i` without waiting; a full or failed shard drops it (counted) and its
