@@ -76,7 +76,7 @@ pub enum SendError {
     #[error(transparent)]
     Socket(#[from] SocketError),
     /// The kernel refused a frame for a reason other than a full buffer.
-    #[error("send failed after {sent} frames: {source}")]
+    #[error("send failed after {sent} frames")]
     Send {
         /// Frames sent before the failure.
         sent: u64,

@@ -34,7 +34,7 @@ pub enum SocketError {
         hw_type: u16,
     },
     /// A system call failed.
-    #[error("{op} on {iface}: {source}{}", permission_hint(source))]
+    #[error("{op} on {iface} failed{}", permission_hint(source))]
     Sys {
         /// The call.
         op: &'static str,
