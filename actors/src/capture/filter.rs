@@ -9,10 +9,11 @@
 //!   are counted as `filtered`.
 //!
 //! The program is compiled for Ethernet frames as they appear on the wire. On AF_PACKET
-//! the kernel strips a VLAN tag into frame metadata before the filter sees the frame, so a
-//! `vlan` expression does not match tagged frames there (tcpdump has the same issue on a
-//! handle it did not open itself); 5-tuple expressions are unaffected for untagged links.
-
+//! the kernel has already moved a frame's VLAN tag into metadata when the filter runs, so
+//! there `udp` also matches VLAN-tagged UDP and a `vlan` expression matches nothing (as
+//! with tcpdump on a Linux interface); on AF_XDP the filter sees the tag, so `udp` matches
+//! untagged UDP only and tagged traffic needs `vlan and udp`. The end-to-end tests pin
+//! both behaviours.
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::sync::Mutex;
 
