@@ -214,3 +214,38 @@ fn a_fanout_group_keeps_each_flow_on_one_reader_and_loses_nothing() {
     expected.sort();
     assert_eq!(all, expected);
 }
+
+#[test]
+fn a_link_going_down_and_up_is_waited_out() {
+    if skip() {
+        return;
+    }
+    let net = TestNet::create(None).expect("test network");
+    let mut rings = open(&net, 1, None);
+    let ip = |state: &str| {
+        let ok = std::process::Command::new("ip")
+            .args(["-n", &net.capture_ns, "link", "set", &net.capture_if, state])
+            .status()
+            .expect("ip runs")
+            .success();
+        assert!(ok, "ip link set {state}");
+    };
+    ip("down");
+    let started = Instant::now();
+    for _ in 0..5 {
+        let n = rings[0]
+            .poll(Duration::from_millis(20), &mut |_| {})
+            .expect("a down link is not an error");
+        assert_eq!(n, 0);
+    }
+    // Each poll waited (no busy loop while the link is down).
+    assert!(
+        started.elapsed() >= Duration::from_millis(80),
+        "{:?}",
+        started.elapsed()
+    );
+    ip("up");
+    let sent = vec![frame(6, 40000, 443, &[], 0), frame(6, 40001, 443, &[], 5)];
+    send(&net.sender_ns, &net.sender_if, sent.clone());
+    assert_eq!(collect(&mut rings, sent.len())[0], sent);
+}

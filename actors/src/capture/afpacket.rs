@@ -297,6 +297,35 @@ impl AfPacketRing {
         handled
     }
 
+    /// Takes the socket's pending error after `poll` reported one. The interface going
+    /// down (`ENETDOWN`) is waited out (a timeout's sleep, so a reader does not spin) until
+    /// it comes back; anything else ends the reader.
+    fn socket_error(&self, timeout: Duration) -> io::Result<()> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` is writable for `len` bytes; reading SO_ERROR clears it.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut err).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        match err {
+            0 => Ok(()),
+            libc::ENETDOWN => {
+                std::thread::sleep(timeout);
+                Ok(())
+            }
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
     fn refresh_counters(&mut self) -> io::Result<()> {
         // SAFETY: tpacket_stats_v3 is plain data.
         let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
@@ -365,6 +394,9 @@ impl FrameSource for AfPacketRing {
                     return Err(e);
                 }
                 waited = true;
+                if pfd.revents & libc::POLLERR != 0 {
+                    self.socket_error(timeout)?;
+                }
                 fence(Ordering::Acquire);
                 if self.status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                     break;
