@@ -29,7 +29,7 @@ mod frames;
 #[path = "../tests/support/netns.rs"]
 mod netns;
 
-use netns::{in_ns, RawSocket, VethPair, CAP_IF, SEND_IF};
+use netns::{in_ns, RawSocket, TestNet, CAP_IF, SEND_IF};
 
 /// Command-line settings.
 #[derive(Debug)]
@@ -116,10 +116,10 @@ fn napi_threads() -> Vec<libc::pid_t> {
 }
 
 /// Turns on threaded NAPI for the capture interface and pins its new thread to `cpu`.
-fn threaded_napi(net: &VethPair, cpu: usize) -> Result<(), String> {
+fn threaded_napi(net: &TestNet, cpu: usize) -> Result<(), String> {
     let before = napi_threads();
     let status = std::process::Command::new("ip")
-        .args(["netns", "exec", &net.cap_ns, "sh", "-c"])
+        .args(["netns", "exec", &net.capture_ns, "sh", "-c"])
         .arg(format!("echo 1 > /sys/class/net/{CAP_IF}/threaded"))
         .status()
         .map_err(|e| format!("ip netns exec: {e}"))?;
@@ -164,7 +164,7 @@ fn main() {
 
 /// Builds the network, sends and receives for `args.seconds`, and prints the figures.
 fn run(args: &Args) -> Result<(), String> {
-    let net = VethPair::create().map_err(|e| format!("test network: {e}"))?;
+    let net = TestNet::create(None, 1).map_err(|e| format!("test network: {e}"))?;
     let cfg = XdpConfig {
         mode: args.mode,
         frames_per_queue: args.frames,
@@ -172,14 +172,14 @@ fn run(args: &Args) -> Result<(), String> {
         ..XdpConfig::new(CAP_IF)
     };
     let mut capture =
-        in_ns(&net.cap_ns, || XdpCapture::open(&cfg)).map_err(|e| format!("open: {e}"))?;
+        in_ns(&net.capture_ns, || XdpCapture::open(&cfg)).map_err(|e| format!("open: {e}"))?;
     let mut socket = capture.take_sockets().pop().ok_or("no socket")?;
-    let sender = in_ns(&net.send_ns, || RawSocket::open(SEND_IF, 0))
+    let sender = in_ns(&net.sender_ns, || RawSocket::open(SEND_IF, 0))
         .map_err(|e| format!("sender socket: {e}"))?;
     sender
         .bypass_qdisc()
         .map_err(|e| format!("PACKET_QDISC_BYPASS: {e}"))?;
-    let detach = |capture| in_ns(&net.cap_ns, move || drop(capture));
+    let detach = |capture| in_ns(&net.capture_ns, move || drop(capture));
     if let Some(cpu) = args.napi_cpu {
         if let Err(e) = threaded_napi(&net, cpu) {
             drop(socket);

@@ -138,7 +138,7 @@ fn frames_arrive_byte_for_byte_with_vlan_tags_restored() {
     if skip() {
         return;
     }
-    let net = TestNet::create(None).expect("test network");
+    let net = TestNet::create(None, 1).expect("test network");
     let mut rings = open(&net, 1, None);
     let sent = vec![
         frame(6, 40000, 443, &[], 0),
@@ -159,7 +159,7 @@ fn the_filter_runs_in_the_kernel() {
     if skip() {
         return;
     }
-    let net = TestNet::create(None).expect("test network");
+    let net = TestNet::create(None, 1).expect("test network");
     let mut rings = open(&net, 1, Some("tcp port 443 or udp port 443"));
     let wanted = [frame(6, 40000, 443, &[], 0), frame(17, 443, 40001, &[], 8)];
     let unwanted = [frame(6, 40000, 80, &[], 0), frame(17, 53, 40001, &[], 8)];
@@ -180,7 +180,7 @@ fn a_fanout_group_keeps_each_flow_on_one_reader_and_loses_nothing() {
     if skip() {
         return;
     }
-    let net = TestNet::create(None).expect("test network");
+    let net = TestNet::create(None, 1).expect("test network");
     let mut rings = open(&net, 2, None);
     let mut sent = Vec::new();
     for round in 0..5 {
@@ -220,7 +220,7 @@ fn a_link_going_down_and_up_is_waited_out() {
     if skip() {
         return;
     }
-    let net = TestNet::create(None).expect("test network");
+    let net = TestNet::create(None, 1).expect("test network");
     let mut rings = open(&net, 1, None);
     let ip = |state: &str| {
         let ok = std::process::Command::new("ip")

@@ -20,14 +20,14 @@ mod frames;
 mod netns;
 
 use frames::*;
-use netns::{in_ns, RawSocket, VethPair, CAP_IF, ETH_P_ALL, SEND_IF};
+use netns::{in_ns, RawSocket, TestNet, CAP_IF, ETH_P_ALL, SEND_IF};
 
 /// A capture on a fresh veth pair, and a raw socket sending into it from the other side.
 struct Rig {
     capture: Option<XdpCapture>,
     socket: XdpSocket,
     sender: RawSocket,
-    net: VethPair,
+    net: TestNet,
 }
 
 impl Rig {
@@ -37,7 +37,7 @@ impl Rig {
             eprintln!("skipped: AF_XDP tests need root");
             return None;
         }
-        let net = match VethPair::create() {
+        let net = match TestNet::create(None, 1) {
             Ok(net) => net,
             Err(e) => {
                 eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
@@ -51,7 +51,7 @@ impl Rig {
             bypass_action: action,
             ..XdpConfig::new(CAP_IF)
         };
-        let mut capture = match in_ns(&net.cap_ns, || XdpCapture::open(&cfg)) {
+        let mut capture = match in_ns(&net.capture_ns, || XdpCapture::open(&cfg)) {
             Ok(c) => c,
             Err(XdpError::Socket { source, .. })
                 if source.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
@@ -65,7 +65,7 @@ impl Rig {
         assert_eq!(sockets.len(), 1, "a veth has one receive queue");
         let socket = sockets.pop().expect("one socket");
         assert_eq!(socket.queue(), 0);
-        let sender = in_ns(&net.send_ns, || RawSocket::open(SEND_IF, 0)).expect("sender");
+        let sender = in_ns(&net.sender_ns, || RawSocket::open(SEND_IF, 0)).expect("sender");
         Some(Rig {
             capture: Some(capture),
             socket,
@@ -104,7 +104,7 @@ impl Rig {
     /// A sniffer in the capture namespace: sees what XDP passes, not what it drops or
     /// redirects.
     fn sniffer(&self) -> RawSocket {
-        in_ns(&self.net.cap_ns, || RawSocket::open(CAP_IF, ETH_P_ALL)).expect("sniffer")
+        in_ns(&self.net.capture_ns, || RawSocket::open(CAP_IF, ETH_P_ALL)).expect("sniffer")
     }
 }
 
@@ -112,7 +112,7 @@ impl Drop for Rig {
     fn drop(&mut self) {
         // Detach in the namespace the program was attached in.
         if let Some(c) = self.capture.take() {
-            in_ns(&self.net.cap_ns, move || drop(c));
+            in_ns(&self.net.capture_ns, move || drop(c));
         }
     }
 }
@@ -578,14 +578,14 @@ fn every_receive_queue_has_its_socket() {
         eprintln!("skipped: AF_XDP tests need root");
         return;
     }
-    let net = match VethPair::with_queues(2) {
+    let net = match TestNet::create(None, 2) {
         Ok(net) => net,
         Err(e) => {
             eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
             return;
         }
     };
-    let sender = in_ns(&net.send_ns, || RawSocket::open(SEND_IF, 0)).expect("sender");
+    let sender = in_ns(&net.sender_ns, || RawSocket::open(SEND_IF, 0)).expect("sender");
     // The sender's transmit queue (a hash of the flow) picks the veth receive queue.
     let sent: Vec<Vec<u8>> = (0..64u16)
         .map(|i| {
@@ -602,7 +602,7 @@ fn every_receive_queue_has_its_socket() {
             frames_per_queue: 256,
             ..XdpConfig::new(CAP_IF)
         };
-        let mut capture = in_ns(&net.cap_ns, || XdpCapture::open(&cfg)).expect("open");
+        let mut capture = in_ns(&net.capture_ns, || XdpCapture::open(&cfg)).expect("open");
         let mut sockets = capture.take_sockets();
         let queue_ids: Vec<u32> = sockets.iter().map(XdpSocket::queue).collect();
         assert_eq!(
@@ -654,7 +654,7 @@ fn every_receive_queue_has_its_socket() {
             assert_eq!(all.len() as u64, c.redirected, "{c:?}");
         }
         drop(sockets);
-        in_ns(&net.cap_ns, move || drop(capture));
+        in_ns(&net.capture_ns, move || drop(capture));
     }
 }
 
@@ -664,7 +664,7 @@ fn more_queues_than_the_interface_has_are_refused() {
         eprintln!("skipped: AF_XDP tests need root");
         return;
     }
-    let net = match VethPair::create() {
+    let net = match TestNet::create(None, 1) {
         Ok(net) => net,
         Err(e) => {
             eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
@@ -675,9 +675,9 @@ fn more_queues_than_the_interface_has_are_refused() {
         queues: Some(2),
         ..XdpConfig::new(CAP_IF)
     };
-    let r = in_ns(&net.cap_ns, || XdpCapture::open(&cfg).map(|_| ()));
+    let r = in_ns(&net.capture_ns, || XdpCapture::open(&cfg).map(|_| ()));
     assert!(matches!(r, Err(XdpError::Config(_))), "{r:?}");
-    let missing = in_ns(&net.cap_ns, || {
+    let missing = in_ns(&net.capture_ns, || {
         XdpCapture::open(&XdpConfig::new("nosuchif0")).map(|_| ())
     });
     assert!(

@@ -47,7 +47,12 @@ pub fn unavailable() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root (network namespaces and veth pairs)".into());
     }
-    let probe = format!("fmprobe{}", std::process::id());
+    static PROBES: AtomicU32 = AtomicU32::new(0);
+    let probe = format!(
+        "fmprobe-{}-{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
     match ip(&["netns", "add", &probe]) {
         Ok(()) => {
             let _ = ip(&["netns", "del", &probe]);
@@ -57,45 +62,66 @@ pub fn unavailable() -> Option<String> {
     }
 }
 
+/// The capturing end's interface name (inside [`TestNet::capture_ns`]).
+pub const CAPTURE_IF: &str = "vcap";
+/// The sending end's interface name (inside [`TestNet::sender_ns`]).
+pub const SENDER_IF: &str = "vsend";
+
 impl TestNet {
-    /// Makes the namespaces and the pair, with IPv6 off and every link up. `mtu` sets the
-    /// pair's MTU when given. Names are unique per process and call.
-    pub fn create(mtu: Option<u32>) -> Result<TestNet, String> {
+    /// Makes the namespaces and the pair ([`CAPTURE_IF`] and [`SENDER_IF`], each with
+    /// `queues` receive and transmit queues), with IPv6 off and every link up. `mtu` sets
+    /// the pair's MTU when given. Namespace names are unique per process and call.
+    pub fn create(mtu: Option<u32>, queues: u32) -> Result<TestNet, String> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
+            "{}-{}",
+            std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let net = TestNet {
-            capture_ns: format!("fmcap{id}"),
-            capture_if: format!("fmc{id}"),
-            sender_ns: format!("fmsnd{id}"),
-            sender_if: format!("fms{id}"),
+            capture_ns: format!("fmcap-{id}"),
+            capture_if: CAPTURE_IF.to_owned(),
+            sender_ns: format!("fmsnd-{id}"),
+            sender_if: SENDER_IF.to_owned(),
         };
         // From here on, Drop cleans up whatever exists.
-        ip(&["netns", "add", &net.capture_ns])?;
-        ip(&["netns", "add", &net.sender_ns])?;
+        for ns in [&net.capture_ns, &net.sender_ns] {
+            ip(&["netns", "add", ns])?;
+            // Off before any link exists, so no link ever sends router solicitations or MLD.
+            ip(&[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ])?;
+        }
+        let q = queues.max(1).to_string();
         ip(&[
+            "-n",
+            &net.capture_ns,
             "link",
             "add",
-            &net.capture_if,
-            "netns",
-            &net.capture_ns,
+            CAPTURE_IF,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
             "type",
             "veth",
             "peer",
             "name",
-            &net.sender_if,
+            SENDER_IF,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
             "netns",
             &net.sender_ns,
         ])?;
-        for (ns, link) in [
-            (&net.capture_ns, &net.capture_if),
-            (&net.sender_ns, &net.sender_if),
-        ] {
-            let sysctl = format!("net.ipv6.conf.{link}.disable_ipv6=1");
-            ip(&["netns", "exec", ns, "sysctl", "-qw", &sysctl])?;
+        for (ns, link) in [(&net.capture_ns, CAPTURE_IF), (&net.sender_ns, SENDER_IF)] {
             if let Some(mtu) = mtu {
                 ip(&["-n", ns, "link", "set", link, "mtu", &mtu.to_string()])?;
             }
@@ -105,19 +131,33 @@ impl TestNet {
         Ok(net)
     }
 
-    /// Runs `f` on a new thread that has entered namespace `ns`; sockets it opens and
-    /// processes it spawns live in `ns`.
-    pub fn run_in<T: Send + 'static>(
-        ns: &str,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> io::Result<T> {
+    /// `ip -s link show` of both ends (their drop counters), for reports.
+    pub fn link_stats(&self) -> String {
+        let mut s = String::new();
+        for (ns, link) in [(&self.capture_ns, CAPTURE_IF), (&self.sender_ns, SENDER_IF)] {
+            if let Ok(out) = Command::new("ip")
+                .args(["-n", ns, "-s", "link", "show", "dev", link])
+                .output()
+            {
+                s.push_str(&String::from_utf8_lossy(&out.stdout));
+            }
+        }
+        s
+    }
+
+    /// Runs `f` on a new thread that has entered namespace `ns` and waits for it; sockets
+    /// it opens (and processes it spawns) live in `ns` wherever they are used afterwards.
+    /// A panic in `f` is resumed on the caller.
+    pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
         let path = format!("/run/netns/{ns}");
-        std::thread::spawn(move || {
-            enter(&path)?;
-            Ok(f())
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                enter(&path)?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 

@@ -4,6 +4,7 @@
 //! and iproute2; skipped (with a note on stderr) otherwise.
 
 use flowmesh_loadgen::gen::{generate_pcap_bytes, GenOptions, Profile};
+use flowmesh_loadgen::netns::{unavailable, TestNet};
 use flowmesh_loadgen::send::PcapFile;
 use std::fs::File;
 use std::io;
@@ -22,56 +23,6 @@ const MTU: usize = 1400;
 const FLOWS: u64 = 200;
 const SEED: u64 = 7;
 const RATE: u64 = 20_000;
-
-/// Runs `ip ARGS`; the error carries its stderr.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Namespaces created by the test, deleted on drop (their veth ends go with them).
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn add(&mut self, name: &str) -> Result<(), String> {
-        ip(&["netns", "add", name])?;
-        self.0.push(name.to_string());
-        Ok(())
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            if let Err(e) = ip(&["netns", "del", ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
-}
-
-/// Why the test cannot run here, if it cannot.
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root (network namespaces, AF_PACKET)".into());
-    }
-    match ip(&["netns", "list"]) {
-        Ok(()) => None,
-        Err(e) => Some(format!("`ip netns` unavailable: {e}")),
-    }
-}
 
 /// What the receiving end saw.
 #[derive(Debug, Default)]
@@ -312,32 +263,13 @@ fn field(v: &serde_json::Value, k: &str) -> u64 {
 
 #[test]
 fn sends_a_profile_across_a_veth_pair_with_exact_counts() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = unavailable() {
         eprintln!("skipping send_veth: {why}");
         return;
     }
-    let pid = std::process::id();
-    let (tx_ns, rx_ns) = (format!("lgsend-tx-{pid}"), format!("lgsend-rx-{pid}"));
-    let (tx_if, rx_if) = (format!("lgtx{pid}"), format!("lgrx{pid}"));
-    let mut guard = Namespaces(Vec::new());
-    guard.add(&tx_ns).expect("create the sending namespace");
-    guard.add(&rx_ns).expect("create the receiving namespace");
-    ip(&[
-        "link", "add", &tx_if, "netns", &tx_ns, "type", "veth", "peer", "name", &rx_if, "netns",
-        &rx_ns,
-    ])
-    .expect("create the veth pair");
-    let mtu = MTU.to_string();
-    for (ns, iface) in [(&tx_ns, &tx_if), (&rx_ns, &rx_if)] {
-        // IPv6 off before the link is up: no router solicitation, DAD or MLD from the kernel
-        let key = format!("net.ipv6.conf.{iface}.disable_ipv6=1");
-        ip(&["netns", "exec", ns, "sysctl", "-qw", &key]).expect("disable IPv6");
-        ip(&["-n", ns, "link", "set", iface, "mtu", &mtu]).expect("set the MTU");
-    }
-    // up before the receiver binds: binding to a down device reports ENETDOWN on the socket
-    for (ns, iface) in [(&tx_ns, &tx_if), (&rx_ns, &rx_if)] {
-        ip(&["-n", ns, "link", "set", iface, "up"]).expect("bring the link up");
-    }
+    let net = TestNet::create(Some(MTU as u32), 1).expect("test network");
+    let (tx_ns, tx_if) = (net.sender_ns.clone(), net.sender_if.clone());
+    let (rx_ns, rx_if) = (net.capture_ns.clone(), net.capture_if.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel();

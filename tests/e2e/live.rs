@@ -108,7 +108,7 @@ fn live_equals_replay(
         .collect();
     // loadgen writes segments up to 2394 bytes, as offloading NICs capture them; AF_XDP
     // takes frames up to 3818 bytes.
-    let net = TestNet::create(Some(3000)).expect("test network");
+    let net = TestNet::create(Some(3000), 1).expect("test network");
     let data = dir.path().join("data");
     let config = format!(
         "{ALL_FINGERPRINTS}[capture]\nsource = \"{source}\"\ninterface = \"{}\"\n{extra_config}",

@@ -7,160 +7,21 @@
 )]
 
 use std::ffi::CString;
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// The capture side's interface (in [`VethPair::cap_ns`]).
-pub const CAP_IF: &str = "vcap";
-/// The sending side's interface (in [`VethPair::send_ns`]).
-pub const SEND_IF: &str = "vsend";
+pub use flowmesh_loadgen::netns::{TestNet, CAPTURE_IF as CAP_IF, SENDER_IF as SEND_IF};
 
-/// Two namespaces and the veth pair between them. IPv6 is off and no address is set, so
-/// the kernel itself sends nothing on the link.
-#[derive(Debug)]
-pub struct VethPair {
-    /// Namespace holding [`CAP_IF`].
-    pub cap_ns: String,
-    /// Namespace holding [`SEND_IF`].
-    pub send_ns: String,
-}
-
-/// Runs `ip` (or another tool) and returns its failure as text.
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Whether this process runs as root (needed for namespaces, XDP and AF_PACKET).
+/// Running as root (namespaces, veth pairs and XDP need it).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
+    // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
-impl VethPair {
-    /// Creates the namespaces (names unique per process and call) and the link, with
-    /// IPv6 disabled in both before any link is up. `Err` says why the kernel or tools
-    /// could not do it.
-    pub fn create() -> Result<Self, String> {
-        Self::with_queues(1)
-    }
-
-    /// As [`VethPair::create`], with `queues` receive and transmit queues on each end.
-    pub fn with_queues(queues: u32) -> Result<Self, String> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = format!("fmxdp-{}-{n}", std::process::id());
-        let pair = VethPair {
-            cap_ns: format!("{base}-cap"),
-            send_ns: format!("{base}-send"),
-        };
-        // From here on, Drop deletes whatever was made.
-        for ns in [&pair.cap_ns, &pair.send_ns] {
-            run("ip", &["netns", "add", ns])?;
-            run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ],
-            )?;
-        }
-        let q = queues.to_string();
-        run(
-            "ip",
-            &[
-                "-n",
-                &pair.cap_ns,
-                "link",
-                "add",
-                CAP_IF,
-                "numrxqueues",
-                &q,
-                "numtxqueues",
-                &q,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                SEND_IF,
-                "numrxqueues",
-                &q,
-                "numtxqueues",
-                &q,
-                "netns",
-                &pair.send_ns,
-            ],
-        )?;
-        for (ns, dev) in [(&pair.cap_ns, CAP_IF), (&pair.send_ns, SEND_IF)] {
-            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            run("ip", &["-n", ns, "link", "set", dev, "up"])?;
-        }
-        Ok(pair)
-    }
-
-    /// `ip -s link show` of both ends (drop counters), for reports.
-    pub fn link_stats(&self) -> String {
-        let mut s = String::new();
-        for (ns, dev) in [(&self.cap_ns, CAP_IF), (&self.send_ns, SEND_IF)] {
-            if let Ok(out) = Command::new("ip")
-                .args(["-n", ns, "-s", "link", "show", "dev", dev])
-                .output()
-            {
-                s.push_str(&String::from_utf8_lossy(&out.stdout));
-            }
-        }
-        s
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes its end of the veth, and with it the peer.
-        for ns in [&self.cap_ns, &self.send_ns] {
-            if let Err(e) = run("ip", &["netns", "del", ns]) {
-                if !e.contains("No such file") {
-                    eprintln!("cleanup: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// Runs `f` on a new thread that has entered the network namespace `ns`. Sockets and
-/// XDP attachments made there stay in `ns` wherever they are used afterwards.
+/// Runs `f` on a thread inside namespace `ns` (see [`TestNet::run_in`]).
 pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(format!("/run/netns/{ns}")).expect("namespace file opens");
-            // SAFETY: a valid namespace descriptor; CLONE_NEWNET changes only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("namespace thread")
-    })
+    TestNet::run_in(ns, f).expect("enter the namespace")
 }
 
 /// An AF_PACKET SOCK_RAW socket bound to one interface.
