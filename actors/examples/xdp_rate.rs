@@ -151,8 +151,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if !netns::is_root() {
-        eprintln!("xdp_rate: needs root (network namespaces, XDP, AF_PACKET)");
+    if let Some(why) = netns::unavailable() {
+        eprintln!("xdp_rate: {why}");
         std::process::exit(2);
     }
     // Returning (rather than exiting) from `run` deletes the namespaces.

@@ -30,20 +30,21 @@ struct Rig {
     net: TestNet,
 }
 
+/// A test network with `queues` queues per end; `None` (after printing why) only where
+/// this machine cannot make one (not root, no network namespaces). A failure to create it
+/// where it can is a test failure.
+fn test_net(queues: u32) -> Option<TestNet> {
+    if let Some(why) = netns::unavailable() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(TestNet::create(None, queues).expect("test network"))
+}
+
 impl Rig {
     /// `None` (after printing why) when this machine cannot run the test.
     fn new(mode: XdpMode, action: BypassAction, bypass_capacity: u32) -> Option<Rig> {
-        if !netns::is_root() {
-            eprintln!("skipped: AF_XDP tests need root");
-            return None;
-        }
-        let net = match TestNet::create(None, 1) {
-            Ok(net) => net,
-            Err(e) => {
-                eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
-                return None;
-            }
-        };
+        let net = test_net(1)?;
         let cfg = XdpConfig {
             mode,
             frames_per_queue: 256,
@@ -574,16 +575,8 @@ fn bypass_keys_carry_the_outer_vlan() {
 /// at its queue index; with only queue 0 captured, queue 1's frames are passed.
 #[test]
 fn every_receive_queue_has_its_socket() {
-    if !netns::is_root() {
-        eprintln!("skipped: AF_XDP tests need root");
+    let Some(net) = test_net(2) else {
         return;
-    }
-    let net = match TestNet::create(None, 2) {
-        Ok(net) => net,
-        Err(e) => {
-            eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
-            return;
-        }
     };
     let sender = in_ns(&net.sender_ns, || RawSocket::open(SEND_IF, 0)).expect("sender");
     // The sender's transmit queue (a hash of the flow) picks the veth receive queue.
@@ -660,16 +653,8 @@ fn every_receive_queue_has_its_socket() {
 
 #[test]
 fn more_queues_than_the_interface_has_are_refused() {
-    if !netns::is_root() {
-        eprintln!("skipped: AF_XDP tests need root");
+    let Some(net) = test_net(1) else {
         return;
-    }
-    let net = match TestNet::create(None, 1) {
-        Ok(net) => net,
-        Err(e) => {
-            eprintln!("skipped: cannot create network namespaces and a veth pair: {e}");
-            return;
-        }
     };
     let cfg = XdpConfig {
         queues: Some(2),

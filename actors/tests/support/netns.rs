@@ -11,13 +11,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-pub use flowmesh_loadgen::netns::{TestNet, CAPTURE_IF as CAP_IF, SENDER_IF as SEND_IF};
-
-/// Running as root (namespaces, veth pairs and XDP need it).
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use flowmesh_loadgen::netns::{
+    unavailable, TestNet, CAPTURE_IF as CAP_IF, SENDER_IF as SEND_IF,
+};
 
 /// Runs `f` on a thread inside namespace `ns` (see [`TestNet::run_in`]).
 pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
