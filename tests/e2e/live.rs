@@ -106,7 +106,7 @@ fn live_equals_replay(
         .into_iter()
         .filter(keep)
         .collect();
-    // loadgen writes segments up to 2394 bytes, as offloading NICs capture them; AF_XDP
+    // loadgen writes QUIC datagrams of up to 2394 bytes in one frame; AF_XDP
     // takes frames up to 3818 bytes.
     let net = TestNet::create(Some(3000), 1).expect("test network");
     let data = dir.path().join("data");

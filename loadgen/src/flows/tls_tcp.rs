@@ -129,7 +129,7 @@ impl TlsTcpFlow {
                 } else {
                     SEGMENTS_PER_STEP
                 };
-                let n = left.min(per_step * c.mss as u64);
+                let n = left.min(per_step * c.segment_payload() as u64);
                 let total = self.response_total;
                 let pool = &cx.pool;
                 c.send_with(

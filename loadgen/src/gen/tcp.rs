@@ -154,11 +154,19 @@ impl TcpConn {
         self.seg(fb, out, dir, TcpFlags::RST | TcpFlags::ACK, 0, |_| {});
     }
 
-    /// Sends `data` from `dir`'s sender in MSS-sized segments (PSH on the last), the
+    /// Payload bytes per data segment: the MSS less the timestamp option every segment
+    /// carries (RFC 9293 §3.7.1: the sender leaves room for its options; Linux sends 1448
+    /// bytes per segment for an MSS of 1460), so full frames fit a 1500-byte MTU.
+    pub fn segment_payload(&self) -> usize {
+        self.mss - 12
+    }
+
+    /// Sends `data` from `dir`'s sender in full segments (PSH on the last), the
     /// receiver ACKing every second segment and the last (delayed ACK, RFC 9293 §3.8.6.3).
     pub fn send(&mut self, fb: &mut FrameBuilder, out: &mut Burst, dir: Dir, data: &[u8]) {
-        let n = data.chunks(self.mss).len();
-        for (i, chunk) in data.chunks(self.mss).enumerate() {
+        let size = self.segment_payload();
+        let n = data.chunks(size).len();
+        for (i, chunk) in data.chunks(size).enumerate() {
             let last = i + 1 == n;
             let flags = TcpFlags::ACK | if last { TcpFlags::PSH } else { 0 };
             self.seg(fb, out, dir, flags, chunk.len(), |p| {
@@ -184,7 +192,7 @@ impl TcpConn {
         let mut done = 0usize;
         let mut i = 0;
         while done < len {
-            let n = (len - done).min(self.mss);
+            let n = (len - done).min(self.segment_payload());
             let last = done + n == len;
             let flags = TcpFlags::ACK | if last { TcpFlags::PSH } else { 0 };
             let at = offset + done as u64;
@@ -241,11 +249,13 @@ mod tests {
         c.ack(&mut fb, &mut b, Dir::C2s);
         assert_eq!((c.cseq, c.sseq), (1001, 5001));
         c.send(&mut fb, &mut b, Dir::C2s, &[0u8; 3000]);
-        // 3 segments (1460, 1460, 80) and ACKs after the 2nd and 3rd
+        // 3 segments (1448, 1448, 104: the MSS less the timestamp option) and ACKs after
+        // the 2nd and 3rd; a full segment fills a 1500-byte MTU exactly
         assert_eq!(b.len(), 3 + 3 + 2);
         assert_eq!(c.cseq, 4001);
+        assert_eq!(b.frame(3).len(), 14 + 1500);
         let last_data = b.frame(6);
-        assert_eq!(last_data.len(), 14 + 20 + 32 + 80);
+        assert_eq!(last_data.len(), 14 + 20 + 32 + 104);
         c.close(&mut fb, &mut b);
         assert_eq!((c.cseq, c.sseq), (4002, 5002));
     }
