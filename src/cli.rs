@@ -38,9 +38,9 @@ pub struct RunArgs {
     /// Admin API address (overrides api.listen), e.g. 127.0.0.1:8765; port 0 picks one.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Packet source (overrides capture.source): spool, pcap, afpacket or afxdp.
-    #[arg(long, value_name = "SOURCE")]
-    pub capture: Option<String>,
+    /// Packet source (overrides capture.source).
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub capture: Option<crate::config::Source>,
     /// Live capture interface (overrides capture.interface).
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,

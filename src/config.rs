@@ -84,8 +84,8 @@ pub struct ApiConfig {
     pub max_page: usize,
 }
 
-/// Where packets come from.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// Where packets come from (in the file and as `flowmesh run --capture`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Capture files dropped into the spool directory.
@@ -99,6 +99,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Spool => "spool",
+            Source::Pcap => "pcap",
+            Source::Afpacket => "afpacket",
+            Source::Afxdp => "afxdp",
+        }
+    }
+
     /// Captures from an interface.
     pub fn is_live(self) -> bool {
         matches!(self, Source::Afpacket | Source::Afxdp)

@@ -141,10 +141,7 @@ impl LiveCapture {
             ..config.pipeline.replay_config(fingerprints)
         };
         let status = Arc::new(Mutex::new(LiveStatus {
-            source: match capture.source {
-                Source::Afxdp => "afxdp",
-                _ => "afpacket",
-            },
+            source: capture.source.as_str(),
             interface: capture.interface.clone(),
             filter: (!capture.filter.is_empty()).then(|| capture.filter.clone()),
             ..LiveStatus::default()
@@ -156,7 +153,7 @@ impl LiveCapture {
                 .spawn(move || run(pipeline, input, xdp, store, &status))?
         };
         tracing::info!(
-            source = capture_name(capture),
+            source = capture.source.as_str(),
             interface = %capture.interface,
             filter = %capture.filter,
             "live capture started"
@@ -184,13 +181,6 @@ impl LiveCapture {
         if let Some(t) = thread {
             let _ = t.join();
         }
-    }
-}
-
-fn capture_name(c: &CaptureConfig) -> &'static str {
-    match c.source {
-        Source::Afxdp => "afxdp",
-        _ => "afpacket",
     }
 }
 

@@ -49,16 +49,8 @@ fn load(args: &RunArgs) -> Result<Config> {
             format!("--listen {listen}: expected an address like 127.0.0.1:8765")
         })?;
     }
-    if let Some(source) = &args.capture {
-        config.capture.source = match source.as_str() {
-            "spool" => Source::Spool,
-            "pcap" => Source::Pcap,
-            "afpacket" => Source::Afpacket,
-            "afxdp" => Source::Afxdp,
-            other => {
-                anyhow::bail!("--capture {other}: expected one of spool, pcap, afpacket, afxdp")
-            }
-        };
+    if let Some(source) = args.capture {
+        config.capture.source = source;
     }
     if let Some(interface) = &args.interface {
         config.capture.interface = interface.clone();

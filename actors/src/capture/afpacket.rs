@@ -453,15 +453,8 @@ pub fn interface_index(name: &str) -> Result<i32, AfPacketError> {
     i32::try_from(index).map_err(|_| AfPacketError::NoInterface(name.to_owned()))
 }
 
-/// The MTU of interface `name` (in the calling thread's network namespace).
-pub fn interface_mtu(name: &str) -> io::Result<u32> {
-    // SAFETY: plain system call; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+/// An `ifreq` naming interface `name` (cut to IFNAMSIZ - 1 bytes), the rest zero.
+fn ifreq(name: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req
@@ -471,6 +464,19 @@ pub fn interface_mtu(name: &str) -> io::Result<u32> {
     {
         *dst = src as libc::c_char;
     }
+    req
+}
+
+/// The MTU of interface `name` (in the calling thread's network namespace).
+pub fn interface_mtu(name: &str) -> io::Result<u32> {
+    // SAFETY: plain system call; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut req = ifreq(name);
     // SAFETY: `req` names the interface; the kernel fills ifr_mtu.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
@@ -481,15 +487,7 @@ pub fn interface_mtu(name: &str) -> io::Result<u32> {
 
 /// The ARP hardware type of interface `name` (asked through `fd`, in its namespace).
 fn hardware_type(fd: &OwnedFd, name: &str) -> io::Result<u16> {
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req
-        .ifr_name
-        .iter_mut()
-        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *dst = src as libc::c_char;
-    }
+    let mut req = ifreq(name);
     // SAFETY: `req` is a valid ifreq naming the interface; the kernel fills ifr_hwaddr.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
     if rc < 0 {

@@ -285,12 +285,16 @@ impl<X: Default> FlowTable<X> {
     ) -> u32 {
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
-            if self.slot_entry(idx).meta.is_expired(pkt.now, &self.cfg) {
+            // Checked once per packet; only a flow that looks timed out is refreshed and
+            // checked again.
+            let mut expired = self.slot_entry(idx).meta.is_expired(pkt.now, &self.cfg);
+            if expired {
                 on_end.refresh(self.slot_entry_mut(idx));
+                expired = self.slot_entry(idx).meta.is_expired(pkt.now, &self.cfg);
             }
             let meta = &self.slot_entry(idx).meta;
             let syn_only = pkt.tcp_flags & (TcpInfo::SYN | TcpInfo::ACK) == TcpInfo::SYN;
-            if meta.is_expired(pkt.now, &self.cfg) {
+            if expired {
                 self.stats.expired += 1;
                 self.end(idx, EndReason::Idle, on_end);
                 found = None;
