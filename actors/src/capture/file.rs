@@ -26,7 +26,7 @@ use crate::stats::StatsBoard;
 
 /// Bytes of a file covered by one [`Chunk`]: its pages are released once every batch
 /// pointing into it is gone.
-const CHUNK_BYTES: usize = 16 << 20;
+const CHUNK_BYTES: usize = 4 << 20;
 
 /// How far ahead of the frame being read the next bytes are prefetched: the pcap record
 /// chain is walked one dependent load at a time, and each record is a new cache line.
