@@ -132,6 +132,16 @@ impl Tool {
             Tool::Tshark => Some(stdout.lines().filter(|l| !l.trim().is_empty()).count() as u64),
         }
     }
+
+    /// How many of the manifest's handshakes this tool reports when it finds them all:
+    /// flowmesh and tshark see TLS over TCP and QUIC, Suricata's TLS events TLS over TCP
+    /// only (its QUIC events are per packet, not per handshake).
+    pub fn expected_handshakes(&self, e: &Expected) -> u64 {
+        match self {
+            Tool::Flowmesh { .. } | Tool::Tshark => e.handshakes,
+            Tool::Suricata => e.tls_tcp_handshakes,
+        }
+    }
 }
 
 /// The handshake count of flowmesh's summary line (`..., N handshakes in ...`).
@@ -277,6 +287,13 @@ pub struct ToolReport {
     pub gbit_per_s: f64,
     /// Handshakes the tool reported (last run).
     pub handshakes: Option<u64>,
+    /// Handshakes it reported in each run.
+    pub run_handshakes: Vec<Option<u64>>,
+    /// Handshakes of the manifest this tool should report ([`Tool::expected_handshakes`]).
+    pub handshakes_expected: Option<u64>,
+    /// Every run reported the same count, equal to `handshakes_expected`; `None` without
+    /// a manifest or a count.
+    pub handshakes_agree: Option<bool>,
     /// Handshakes per wall second.
     pub handshakes_per_s: Option<f64>,
     /// flowmesh's median wall time divided into this tool's (how many times faster
@@ -301,6 +318,16 @@ pub struct Report {
     pub tools: Vec<ToolReport>,
 }
 
+/// Whether every run found exactly `want` handshakes; `None` when there is nothing to
+/// compare (no manifest, or the tool never gave a count).
+fn handshakes_agree(want: Option<u64>, found: &[Option<u64>]) -> Option<bool> {
+    let want = want?;
+    if found.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(found.iter().all(|&n| n == Some(want)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -321,12 +348,12 @@ pub fn bench(
     let bytes = std::fs::metadata(file)?.len();
     let expected = manifest_totals(file);
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); tools.len()];
-    let mut found: Vec<Option<u64>> = vec![None; tools.len()];
+    let mut found: Vec<Vec<Option<u64>>> = vec![Vec::new(); tools.len()];
     for _ in 0..rounds.max(1) {
         for (i, tool) in tools.iter().enumerate() {
             let (run, hs) = run_once(tool, file, &scratch.join(tool.name()))?;
             runs[i].push(run);
-            found[i] = hs;
+            found[i].push(hs);
         }
     }
     let summary = |i: usize| {
@@ -346,6 +373,9 @@ pub fn bench(
         .map(|(i, tool)| {
             let (wall, cpu, rss) = summary(i);
             let per_s = |n: u64| n as f64 / wall.max(1e-9);
+            let last = found[i].last().copied().flatten();
+            let want = expected.map(|e| tool.expected_handshakes(&e));
+            let agree = handshakes_agree(want, &found[i]);
             ToolReport {
                 tool: tool.name(),
                 runs: runs[i].clone(),
@@ -354,8 +384,11 @@ pub fn bench(
                 max_rss_mb: rss,
                 packets_per_s: expected.map(|e| per_s(e.packets)),
                 gbit_per_s: bytes as f64 * 8.0 / wall.max(1e-9) / 1e9,
-                handshakes: found[i],
-                handshakes_per_s: found[i].map(per_s),
+                handshakes: last,
+                run_handshakes: found[i].clone(),
+                handshakes_expected: want,
+                handshakes_agree: agree,
+                handshakes_per_s: last.map(per_s),
                 flowmesh_speedup: wall / fm_wall,
                 flowmesh_rss_ratio: fm_rss / rss.max(1e-9),
             }
@@ -368,6 +401,32 @@ pub fn bench(
         rounds: rounds.max(1),
         tools: reports,
     })
+}
+
+impl ToolReport {
+    /// Each run's handshake count, `-` where the tool gave none.
+    fn runs_handshakes(&self) -> Vec<String> {
+        self.run_handshakes
+            .iter()
+            .map(|n| n.map_or("-".to_string(), |n| n.to_string()))
+            .collect()
+    }
+}
+
+impl Report {
+    /// flowmesh's handshake count disagrees with the manifest (or changed between runs):
+    /// what to tell the user. A peer's disagreement is reported in the table, not here:
+    /// it measures the peer.
+    pub fn flowmesh_disagreement(&self) -> Option<String> {
+        let t = self.tools.iter().find(|t| t.tool == "flowmesh")?;
+        (t.handshakes_agree == Some(false)).then(|| {
+            format!(
+                "flowmesh reported {} handshakes over the runs, the manifest lists {}",
+                t.runs_handshakes().join(", "),
+                t.handshakes_expected.unwrap_or(0)
+            )
+        })
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -417,6 +476,17 @@ impl std::fmt::Display for Report {
                 e.packets, e.handshakes, e.tls_tcp_handshakes
             )?;
         }
+        for t in &self.tools {
+            if let (Some(agree), Some(want)) = (t.handshakes_agree, t.handshakes_expected) {
+                let found = t.runs_handshakes().join(", ");
+                let verdict = if agree { "agrees" } else { "DISAGREES" };
+                writeln!(
+                    f,
+                    "handshake check: {} {verdict}: found {found} in its runs, manifest {want}",
+                    t.tool
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -439,6 +509,28 @@ mod tests {
             }
         );
         assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn handshake_counts_agree_only_when_every_run_matches_the_manifest() {
+        let e = Expected {
+            packets: 10,
+            handshakes: 5,
+            tls_tcp_handshakes: 3,
+        };
+        let fm = Tool::Flowmesh {
+            path: PathBuf::from("flowmesh"),
+            shards: 1,
+        };
+        assert_eq!(fm.expected_handshakes(&e), 5);
+        assert_eq!(Tool::Suricata.expected_handshakes(&e), 3);
+        assert_eq!(Tool::Tshark.expected_handshakes(&e), 5);
+        assert_eq!(handshakes_agree(Some(5), &[Some(5), Some(5)]), Some(true));
+        assert_eq!(handshakes_agree(Some(5), &[Some(5), Some(4)]), Some(false));
+        assert_eq!(handshakes_agree(Some(5), &[Some(4), Some(5)]), Some(false));
+        assert_eq!(handshakes_agree(Some(5), &[None, Some(5)]), Some(false));
+        assert_eq!(handshakes_agree(Some(5), &[None, None]), None);
+        assert_eq!(handshakes_agree(None, &[Some(5)]), None);
     }
 
     #[test]

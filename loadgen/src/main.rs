@@ -94,7 +94,10 @@ fn bench(a: BenchArgs) -> Result<()> {
         std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(())
+    match report.flowmesh_disagreement() {
+        Some(why) => Err(anyhow!("handshake check failed: {why}")),
+        None => Ok(()),
+    }
 }
 
 #[derive(Debug, clap::Args)]
