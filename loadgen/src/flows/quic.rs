@@ -1,6 +1,7 @@
 //! A QUIC v1 connection: the client's Initial datagram(s) with the ClientHello, the
-//! server's Initial (ServerHello) coalesced with a Handshake packet, then a few 1-RTT
-//! packets each way. Initial packets are really encrypted (RFC 9001).
+//! server's Initial (ServerHello) coalesced with Handshake packets in datagrams that fit a
+//! 1500-byte MTU, then a few 1-RTT packets each way. Initial packets are really encrypted
+//! (RFC 9001).
 
 use crate::fingerprint::Transport;
 use crate::gen::burst::Burst;
@@ -61,7 +62,7 @@ impl QuicFlow {
         let mut client = Vec::new();
         client_initials(&keys.client, &ids, &hello, &mut cx.rng, &mut client)?;
         let largest = client.len() as u64 - 1;
-        let mut server = Vec::with_capacity(2600);
+        let mut server = Vec::new();
         let hs_len = cx.rng.range(900, 1100) as usize;
         server_initial(
             &keys.server,
@@ -72,7 +73,7 @@ impl QuicFlow {
             &mut cx.rng,
             &mut server,
         )?;
-        let mut steps = vec![(Dir::C2s, client), (Dir::S2c, vec![server])];
+        let mut steps = vec![(Dir::C2s, client), (Dir::S2c, server)];
         for _ in 0..cx.rng.range(1, 3) {
             let mut c = Vec::new();
             short_packet(

@@ -53,7 +53,7 @@ impl HttpFlow {
         let ep = cx.endpoints(80);
         let (a, b) = (cx.rng.next_u32(), cx.rng.next_u32());
         Self {
-            conn: TcpConn::new(ep, a, b, 1460),
+            conn: TcpConn::new(ep, a, b, ep.mss()),
             phase: 0,
             body,
         }
@@ -100,7 +100,7 @@ impl SynProbe {
         let ep = cx.endpoints(port);
         let (a, b) = (cx.rng.next_u32(), cx.rng.next_u32());
         Self {
-            conn: TcpConn::new(ep, a, b, 1460),
+            conn: TcpConn::new(ep, a, b, ep.mss()),
         }
     }
 

@@ -67,13 +67,8 @@ impl TlsTcpFlow {
         cx.record(&entry)?;
         let isn_c = cx.rng.next_u32();
         let isn_s = cx.rng.next_u32();
-        let mss = if matches!(ep.ip, crate::wire::Addrs::V6(..)) {
-            1440
-        } else {
-            1460
-        };
         Ok(Self {
-            conn: TcpConn::new(ep, isn_c, isn_s, mss),
+            conn: TcpConn::new(ep, isn_c, isn_s, ep.mss()),
             phase: 0,
             client_flight,
             server_flight: server,

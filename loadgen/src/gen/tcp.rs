@@ -27,6 +27,15 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// The MSS a host on a 1500-byte MTU link announces: 1460 over IPv4, 1440 over IPv6
+    /// (the larger IP header).
+    pub fn mss(&self) -> usize {
+        match self.ip {
+            Addrs::V4(..) => 1460,
+            Addrs::V6(..) => 1440,
+        }
+    }
+
     /// Link, addresses and (source, destination) ports for `dir`.
     pub fn toward(&self, dir: Dir) -> (L2, Addrs, u16, u16) {
         match dir {

@@ -21,6 +21,17 @@ pub fn varint(out: &mut Vec<u8>, v: u64) {
 /// Minimum size of a datagram carrying a client Initial (RFC 9000 §14.1).
 pub const MIN_CLIENT_DATAGRAM: usize = 1200;
 
+/// Largest datagram the server sends: what a 1500-byte MTU carries over IPv6
+/// (1500 - 40 - 8).
+pub const MAX_SERVER_DATAGRAM: usize = 1452;
+
+/// Bytes of a Handshake packet's long header with 8-byte connection IDs and a 2-byte
+/// length: flags, version, two IDs with their lengths, length.
+const HANDSHAKE_HEADER_LEN: usize = 1 + 4 + 1 + 8 + 1 + 8 + 2;
+
+/// Smallest Handshake packet body: packet number, some payload and the 16-byte tag.
+const MIN_HANDSHAKE_PACKET: usize = 20;
+
 /// Transport parameters (RFC 9000 §18) of a browser-like client.
 pub fn transport_params(scid: &[u8], out: &mut Vec<u8>) {
     let mut p = |id: u64, v: u64| {
@@ -159,8 +170,13 @@ pub fn client_initials(
     Ok(())
 }
 
-/// The server's answer: an Initial (ACK of the client's packets + CRYPTO(ServerHello))
-/// coalesced with an opaque Handshake packet of `handshake_len` bytes.
+/// The server's first flight, one datagram per element of `out`: its Initial (an ACK of
+/// `largest_acked` and the ServerHello in a CRYPTO frame) coalesced with the start of a
+/// Handshake flight of `handshake_len` opaque bytes (EncryptedExtensions, Certificate, ...:
+/// its keys come from the TLS exchange), whose rest follows in Handshake packets. No
+/// datagram exceeds [`MAX_SERVER_DATAGRAM`], so every frame fits a 1500-byte MTU, as
+/// servers send before path MTU discovery. A ServerHello with a post-quantum key share
+/// (about 1.2 KB) leaves room for little else in the first datagram.
 pub fn server_initial(
     keys: &DirectionKeys,
     ids: &ConnIds,
@@ -168,7 +184,7 @@ pub fn server_initial(
     server_hello: &[u8],
     handshake_len: usize,
     rng: &mut Rng,
-    out: &mut Vec<u8>,
+    out: &mut Vec<Vec<u8>>,
 ) -> Result<(), ProtectError> {
     out.clear();
     let mut frames = Vec::with_capacity(server_hello.len() + 16);
@@ -178,15 +194,46 @@ pub fn server_initial(
     varint(&mut frames, 0); // range count
     varint(&mut frames, largest_acked); // first range
     crypto_frame(0, server_hello, &mut frames);
-    initial_packet(keys, &ids.client_scid, &ids.server_scid, 0, &frames, 0, out)?;
-    // Handshake packet (type 2): its keys come from the TLS exchange, so its payload is opaque.
+    let mut dgram = Vec::with_capacity(MAX_SERVER_DATAGRAM);
+    initial_packet(
+        keys,
+        &ids.client_scid,
+        &ids.server_scid,
+        0,
+        &frames,
+        0,
+        &mut dgram,
+    )?;
+    let mut left = handshake_len.max(MIN_HANDSHAKE_PACKET);
+    while left > 0 {
+        let room = MAX_SERVER_DATAGRAM.saturating_sub(dgram.len() + HANDSHAKE_HEADER_LEN);
+        if room < MIN_HANDSHAKE_PACKET {
+            out.push(std::mem::replace(
+                &mut dgram,
+                Vec::with_capacity(MAX_SERVER_DATAGRAM),
+            ));
+            continue;
+        }
+        let body = left.min(room);
+        handshake_packet(ids, body, rng, &mut dgram);
+        left -= body;
+        if left > 0 {
+            // The rest goes in a packet of its own, of at least the smallest size.
+            left = left.max(MIN_HANDSHAKE_PACKET);
+        }
+    }
+    out.push(dgram);
+    Ok(())
+}
+
+/// Appends a Handshake packet (type 2) of `body` opaque bytes (packet number, payload
+/// and tag: its keys come from the TLS exchange) to `out`.
+fn handshake_packet(ids: &ConnIds, body: usize, rng: &mut Rng, out: &mut Vec<u8>) {
     let len_at = long_header(out, 2, &ids.client_scid, &ids.server_scid, false, 2);
-    let body = handshake_len.max(20);
     out[len_at..len_at + 2].copy_from_slice(&((body as u16) | 0x4000).to_be_bytes());
     let at = out.len();
     out.resize(at + body, 0);
     rng.fill(&mut out[at..]);
-    Ok(())
 }
 
 /// A 1-RTT (short header) packet of `len` opaque bytes to `dcid`.
