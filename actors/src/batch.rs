@@ -143,6 +143,28 @@ impl Drop for Chunk {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `at` (a hint; nothing if out of range).
+#[inline(always)]
+pub(crate) fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = bytes.get(at) {
+        // SAFETY: a prefetch is a hint that never faults and reads nothing into the
+        // program; SSE (which provides it) is part of the x86_64 baseline.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                (p as *const u8).cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
+/// How many frames ahead [`PacketBatch::entries`] prefetches a frame's headers: the shard
+/// runs on another core than capture, so the headers are not in its caches yet, and
+/// decoding them one miss after another was the shard's largest cost.
+const PREFETCH_FRAMES: usize = 6;
+
 /// Where a frame's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Loc {
@@ -277,7 +299,18 @@ impl PacketBatch {
     /// The entries, in order.
     pub fn entries(&self) -> impl Iterator<Item = BatchEntry<'_>> + '_ {
         let mapped = self.input.as_ref().map_or(&[][..], |i| i.bytes());
-        self.frames.iter().map(move |f| {
+        let frames = &self.frames;
+        frames.iter().enumerate().map(move |(i, f)| {
+            if let Some(ahead) = frames.get(i + PREFETCH_FRAMES) {
+                let (buf, offset) = match ahead.loc {
+                    Loc::Mapped { offset } => (mapped, offset),
+                    Loc::Owned { offset } => (&self.owned[..], offset),
+                    Loc::Tick => (&[][..], 0),
+                };
+                // Link, IP and TCP headers with options span up to two lines.
+                prefetch(buf, offset);
+                prefetch(buf, offset + 64);
+            }
             let (buf, offset) = match f.loc {
                 Loc::Mapped { offset } => (mapped, offset),
                 Loc::Owned { offset } => (&self.owned[..], offset),

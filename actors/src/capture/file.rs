@@ -19,7 +19,7 @@ use flowmesh_core::capture::CaptureReader;
 use flowmesh_core::decode::DecodeConfig;
 use flowmesh_core::shard::{ExpiryClock, Route, Router};
 
-use crate::batch::{Chunk, MappedInput, PacketBatch, BATCH_FRAMES};
+use crate::batch::{prefetch, Chunk, MappedInput, PacketBatch, BATCH_FRAMES};
 use crate::runtime::{Delivered, Edge};
 use crate::stages::ShardItem;
 use crate::stats::StatsBoard;
@@ -28,26 +28,15 @@ use crate::stats::StatsBoard;
 /// pointing into it is gone.
 const CHUNK_BYTES: usize = 4 << 20;
 
-/// How far ahead of the frame being read the next bytes are prefetched: the pcap record
-/// chain is walked one dependent load at a time, and each record is a new cache line.
-const PREFETCH_AHEAD: usize = 16 << 10;
+/// How far ahead of the frame being read the file is prefetched, every cache line of it:
+/// the pcap record chain is walked one dependent load at a time, each record header is a
+/// new cache line, and where the next headers lie is not known in advance. Prefetching
+/// one line per record at a fixed distance mostly misses them (measured: ~115 ns per
+/// record either way on the 1 GB mixed file); every line ahead, 35-47 ns.
+const PREFETCH_AHEAD: usize = 64 << 10;
 
-/// Asks the CPU to start loading the cache line at `at` (a hint; nothing if out of range).
-#[inline(always)]
-fn prefetch(bytes: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = bytes.get(at) {
-        // SAFETY: a prefetch is a hint that never faults and reads nothing into the
-        // program; SSE (which provides it) is part of the x86_64 baseline.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                (p as *const u8).cast(),
-            );
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, at);
-}
+/// Bytes of a cache line.
+const CACHE_LINE: usize = 64;
 
 /// Frames between two progress publications.
 const PUBLISH_EVERY: u64 = 1 << 14;
@@ -117,6 +106,7 @@ impl FileSource {
         input.populate(0, 2 * CHUNK_BYTES);
         let mut chunk_end = CHUNK_BYTES;
         let mut frames = 0u64;
+        let mut prefetched = 0;
         while let Some(item) = reader.next_frame() {
             let frame = match item {
                 Ok(frame) => frame,
@@ -138,7 +128,11 @@ impl FileSource {
                 chunk = Arc::new(Chunk::new(Arc::clone(input), start, chunk_end));
                 input.populate(chunk_end, chunk_end + CHUNK_BYTES);
             }
-            prefetch(bytes, offset + PREFETCH_AHEAD);
+            let until = (offset + PREFETCH_AHEAD).min(bytes.len());
+            while prefetched < until {
+                prefetch(bytes, prefetched);
+                prefetched += CACHE_LINE;
+            }
             if let Some(now) = self.clock.observe(frame.ts) {
                 for batch in &mut self.batches {
                     batch.push_tick(now);
