@@ -23,6 +23,20 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// `self <= other` in [`Endpoint`]'s order, comparing addresses of one family as
+    /// integers (what the derived order of their octets amounts to) instead of byte by
+    /// byte: it runs twice per packet.
+    #[inline]
+    fn le_fast(&self, other: &Endpoint) -> bool {
+        match (self.ip, other.ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (a.to_bits(), self.port) <= (b.to_bits(), other.port),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits(), self.port) <= (b.to_bits(), other.port),
+            _ => self <= other,
+        }
+    }
+}
+
 /// A symmetric flow key: both directions of a conversation produce the same key.
 /// The endpoints are stored in canonical order (`lo <= hi`); which one is the client is
 /// decided by the flow table, not by the key.
@@ -43,7 +57,7 @@ impl FlowKey {
     /// travels from `lo` to `hi` (`true`) or back.
     #[inline]
     pub fn from_packet(src: Endpoint, dst: Endpoint, proto: u8, vlan: Option<u16>) -> (Self, bool) {
-        if src <= dst {
+        if src.le_fast(&dst) {
             (
                 FlowKey {
                     lo: src,
@@ -303,6 +317,25 @@ mod tests {
             if (a, pa) != (b, pb) {
                 prop_assert_ne!(fwd1, fwd2);
             }
+        }
+    }
+
+    fn any_ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(a.into())),
+            any::<u128>().prop_map(|a| IpAddr::V6(a.into())),
+            // Near neighbours, so equal addresses and ports are compared too.
+            (0u32..4).prop_map(|a| IpAddr::V4(a.into())),
+            (0u128..4).prop_map(|a| IpAddr::V6(a.into())),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn fast_order_is_the_derived_order(a in any_ip(), b in any_ip(), pa in 0u16..3, pb in 0u16..3) {
+            let (x, y) = (Endpoint { ip: a, port: pa }, Endpoint { ip: b, port: pb });
+            prop_assert_eq!(x.le_fast(&y), x <= y);
+            prop_assert_eq!(y.le_fast(&x), y <= x);
         }
     }
 
