@@ -255,6 +255,14 @@ fn run(
             s.records = report.board.records_written;
             s.handshakes = handshakes.load(Ordering::Relaxed);
             s.stages = report.stages;
+            // A reader that failed ended the capture early: say so loudly, in the log and
+            // in /api/v1/stats.
+            for warning in &s.capture.warnings {
+                tracing::error!(%warning, "live capture reader failed");
+            }
+            if !s.capture.warnings.is_empty() {
+                s.error = Some(s.capture.warnings.join("; "));
+            }
             tracing::info!(
                 records = s.records,
                 frames = s.capture.decode.frames,

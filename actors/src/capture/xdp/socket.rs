@@ -116,7 +116,7 @@ pub struct XdpSocket {
     rx: RingRx,
     /// Fill and completion rings; holds the socket's file descriptor.
     device: DeviceQueue,
-    /// Frames of the batch being handled, given back to the fill ring after it.
+    /// Frames handled and not yet back on the fill ring (see `give_back`).
     done: Vec<u64>,
     /// Clears the offset within a frame (frames are a power of two, aligned mode).
     frame_mask: u64,
@@ -142,25 +142,29 @@ impl std::fmt::Debug for XdpSocket {
     }
 }
 
-/// Puts `frames` on the fill ring. A reservation is served from the ring's cached view of
-/// the kernel's position and may be short; the next one refreshes it, so this loops. The
-/// ring has room for every frame of the UMEM, so it is never really full: if it ever is,
-/// that is an error rather than frames silently lost to the kernel for good.
-fn give_back(device: &mut DeviceQueue, mut frames: &[u64]) -> io::Result<()> {
-    while !frames.is_empty() {
-        let want = u32::try_from(frames.len()).unwrap_or(u32::MAX);
+/// Puts as many of `frames` on the fill ring as it takes and removes them from `frames`;
+/// the rest stay there for the next call. A reservation is served from the ring's cached
+/// view of the kernel's position and may be short; the next one refreshes it, so this
+/// loops until the ring takes nothing more.
+///
+/// The kernel publishes how far it has read the fill ring only when it needs more
+/// entries, so frames it already filled (and user space already read) can still count
+/// as occupying the ring. The ring has room for twice the UMEM's frames, so it does not
+/// fill up that way; should it ever, the frames wait here rather than being lost or
+/// stopping the capture.
+fn give_back(device: &mut DeviceQueue, frames: &mut Vec<u64>) {
+    let mut start = 0;
+    while start < frames.len() {
+        let want = u32::try_from(frames.len() - start).unwrap_or(u32::MAX);
         let mut fill = device.fill(want);
-        let given = fill.insert(frames.iter().copied()) as usize;
+        let given = fill.insert(frames[start..].iter().copied()) as usize;
         fill.commit();
         if given == 0 {
-            return Err(io::Error::other(format!(
-                "fill ring full with {} frames to give back",
-                frames.len()
-            )));
+            break;
         }
-        frames = &frames[given..];
+        start += given;
     }
-    Ok(())
+    frames.drain(..start);
 }
 
 /// Maps an xdpilone error (sometimes negated) to an I/O error.
@@ -181,10 +185,12 @@ impl XdpSocket {
         };
         let frames = cfg.frames_per_queue;
         let ring = frames.next_power_of_two();
+        // See `give_back`: the fill ring holds every frame twice over.
+        let fill_ring = ring.saturating_mul(2);
         let area =
             UmemArea::new(frames as usize * cfg.frame_size as usize).map_err(step("mmap UMEM"))?;
         let umem_config = UmemConfig {
-            fill_size: ring,
+            fill_size: fill_ring,
             complete_size: COMPLETION_RING,
             frame_size: cfg.frame_size,
             headroom: 0,
@@ -227,8 +233,14 @@ impl XdpSocket {
         }
         umem.bind(&user).map_err(|e| step("bind")(errno(e)))?;
         let frame_size = u64::from(cfg.frame_size);
-        let all: Vec<u64> = (0..u64::from(frames)).map(|i| i * frame_size).collect();
-        give_back(&mut device, &all).map_err(step("fill ring"))?;
+        let mut all: Vec<u64> = (0..u64::from(frames)).map(|i| i * frame_size).collect();
+        give_back(&mut device, &mut all);
+        if !all.is_empty() {
+            return Err(step("fill ring")(io::Error::other(format!(
+                "the fill ring took {} of {frames} frames",
+                u64::from(frames) - all.len() as u64
+            ))));
+        }
         Ok(XdpSocket {
             queue,
             rx,
@@ -268,6 +280,9 @@ impl XdpSocket {
         if max == 0 {
             return Ok(0);
         }
+        if !self.done.is_empty() {
+            give_back(&mut self.device, &mut self.done);
+        }
         if self.rx.available() == 0 {
             if timeout.is_zero() && !self.busy_poll {
                 return Ok(0);
@@ -277,7 +292,7 @@ impl XdpSocket {
             }
         }
         let want = u32::try_from(max).unwrap_or(u32::MAX).min(self.rx_ring);
-        self.done.clear();
+        let held = self.done.len();
         let mut reader = self.rx.receive(want);
         while let Some(desc) = reader.read() {
             // SAFETY: the descriptor was just read from the receive ring, so its frame is
@@ -290,11 +305,12 @@ impl XdpSocket {
         }
         reader.release();
         drop(reader);
-        give_back(&mut self.device, &self.done)?;
+        let handled = self.done.len() - held;
+        give_back(&mut self.device, &mut self.done);
         if self.device.needs_wakeup() {
             self.device.wake();
         }
-        Ok(self.done.len())
+        Ok(handled)
     }
 
     /// Sleeps in poll(2) until the receive ring has frames or `timeout` passes. With busy
