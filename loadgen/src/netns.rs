@@ -98,10 +98,19 @@ impl TestNet {
                 "net.ipv6.conf.default.disable_ipv6=1",
             ])?;
         }
+        net.add_pair(mtu, queues)?;
+        Ok(net)
+    }
+
+    /// Makes the veth pair ([`CAPTURE_IF`] in the capture namespace, [`SENDER_IF`] in the
+    /// sender's), each end with `queues` receive and transmit queues and `mtu` when given,
+    /// and brings both ends up. [`TestNet::create`] calls it; a test that removed the pair
+    /// calls it again to put back an interface of the same name (with a new index).
+    pub fn add_pair(&self, mtu: Option<u32>, queues: u32) -> Result<(), String> {
         let q = queues.max(1).to_string();
         ip(&[
             "-n",
-            &net.capture_ns,
+            &self.capture_ns,
             "link",
             "add",
             CAPTURE_IF,
@@ -119,16 +128,21 @@ impl TestNet {
             "numtxqueues",
             &q,
             "netns",
-            &net.sender_ns,
+            &self.sender_ns,
         ])?;
-        for (ns, link) in [(&net.capture_ns, CAPTURE_IF), (&net.sender_ns, SENDER_IF)] {
+        for (ns, link) in [(&self.capture_ns, CAPTURE_IF), (&self.sender_ns, SENDER_IF)] {
             if let Some(mtu) = mtu {
                 ip(&["-n", ns, "link", "set", link, "mtu", &mtu.to_string()])?;
             }
             ip(&["-n", ns, "link", "set", link, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
-        Ok(net)
+        Ok(())
+    }
+
+    /// Removes the veth pair (both ends), as when an interface goes away under a capture.
+    pub fn remove_pair(&self) -> Result<(), String> {
+        ip(&["-n", &self.capture_ns, "link", "del", CAPTURE_IF])
     }
 
     /// `ip -s link show` of both ends (their drop counters), for reports.

@@ -207,6 +207,8 @@ fn live(s: &LiveStatus) -> serde_json::Value {
             "fragments": x.fragments,
         })),
         "error": s.error,
+        "running": s.running,
+        "restarts": s.restarts,
     })
 }
 
@@ -227,16 +229,29 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the store is open and ingest accepts work (not while shutting down).
+/// `GET /readyz`: the store is open and ingest accepts work (not while shutting down), and
+/// the live capture, if there is one, is reading its interface (not while it is being
+/// reopened after a failure).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.ready.load(Ordering::Relaxed) {
-        Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
-    } else {
-        Err(ApiError::unavailable(
+    if !state.ready.load(Ordering::Relaxed) {
+        return Err(ApiError::unavailable(
             "not_ready",
             "flowmesh is starting or shutting down",
-        ))
+        ));
     }
+    if let Some(s) = state.live.as_ref().map(|l| l.status()) {
+        if !s.running {
+            let why = s.error.unwrap_or_else(|| "no reason given".into());
+            return Err(ApiError::unavailable(
+                "capture_down",
+                format!(
+                    "the live capture on {} is being reopened: {why}",
+                    s.interface
+                ),
+            ));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }
 
 /// `GET /metrics`: Prometheus text format.

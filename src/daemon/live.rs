@@ -5,11 +5,17 @@
 //! missing privilege or a bad filter stops the start with a message. The pipeline runs on
 //! its own thread; shutdown sets its stop flag, the readers stop, every flow ends with
 //! `end_of_input` and is stored before the store is closed.
+//!
+//! Supervised: a capture that ends on its own (a reader failed, e.g. the interface went
+//! away) has its flows stored like at shutdown, is logged as an error, counted
+//! (`flowmesh_capture_restarts_total`) and reopened after a pause that doubles from
+//! [`RESTART_PAUSE_MIN`] to [`RESTART_PAUSE_MAX`] while reopening fails or the capture
+//! keeps failing quickly. Meanwhile `/readyz` answers 503 and `/api/v1/stats` says why.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use flowmesh_actors::capture::afpacket::{interface_mtu, AfPacketConfig, AfPacketRing};
@@ -31,6 +37,15 @@ use crate::config::{BypassActionSetting, CaptureConfig, Config, Source, XdpModeS
 /// pauses (a batch holds up to a millisecond of one reader's frames) before frames drop.
 const SHARD_QUEUE: usize = 512;
 
+/// First pause before a failed live capture is reopened.
+const RESTART_PAUSE_MIN: Duration = Duration::from_secs(1);
+
+/// Longest pause between two attempts to reopen a failed live capture.
+const RESTART_PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// A capture that ran this long before failing starts its pauses from the minimum again.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
 /// What the live pipeline has done so far, for `/api/v1/stats` and `/api/v1/actors`.
 #[derive(Debug, Clone, Default)]
 pub struct LiveStatus {
@@ -50,8 +65,13 @@ pub struct LiveStatus {
     pub stages: Vec<StageCounters>,
     /// The XDP program's counters (`afxdp`).
     pub xdp: Option<XdpCounters>,
-    /// Why the pipeline stopped, if it failed.
+    /// Why the capture last failed, if it did (it is reopened: see `restarts`).
     pub error: Option<String>,
+    /// The capture is reading its interface (false while it is being reopened).
+    pub running: bool,
+    /// Times the capture ended on its own and was reopened (its counters above start
+    /// again from zero each time; the Prometheus counters keep growing).
+    pub restarts: u64,
 }
 
 /// The running live pipeline.
@@ -144,13 +164,17 @@ impl LiveCapture {
             source: capture.source.as_str(),
             interface: capture.interface.clone(),
             filter: (!capture.filter.is_empty()).then(|| capture.filter.clone()),
+            running: true,
             ..LiveStatus::default()
         }));
         let thread = {
             let status = Arc::clone(&status);
+            let (capture, stop) = (capture.clone(), Arc::clone(&stop));
             std::thread::Builder::new()
                 .name("live".into())
-                .spawn(move || run(pipeline, input, xdp, store, &status))?
+                .spawn(move || {
+                    supervise(&capture, &pipeline, (input, xdp), &store, &status, &stop)
+                })?
         };
         tracing::info!(
             source = capture.source.as_str(),
@@ -186,6 +210,67 @@ impl LiveCapture {
 
 fn lock(s: &Mutex<LiveStatus>) -> std::sync::MutexGuard<'_, LiveStatus> {
     s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs the capture until `stop`, reopening it whenever it ends on its own (see the
+/// module docs).
+fn supervise(
+    capture: &CaptureConfig,
+    pipeline: &ReplayConfig,
+    first: (LiveInput, Option<XdpCapture>),
+    store: &Arc<FlowStore>,
+    status: &Arc<Mutex<LiveStatus>>,
+    stop: &AtomicBool,
+) {
+    let mut opened = Some(first);
+    let mut pause = RESTART_PAUSE_MIN;
+    loop {
+        let (input, xdp) = match opened.take().map_or_else(|| open(capture), Ok) {
+            Ok(sources) => sources,
+            Err(e) => {
+                let why = format!(
+                    "cannot reopen the capture on {:?}: {e:#}",
+                    capture.interface
+                );
+                tracing::error!(retry_in = ?pause, "{why}");
+                lock(status).error = Some(why);
+                if pause_or_stop(pause, stop) {
+                    return;
+                }
+                pause = (pause * 2).min(RESTART_PAUSE_MAX);
+                continue;
+            }
+        };
+        let started = Instant::now();
+        lock(status).running = true;
+        run(pipeline.clone(), input, xdp, Arc::clone(store), status);
+        lock(status).running = false;
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if started.elapsed() >= HEALTHY_RUN {
+            pause = RESTART_PAUSE_MIN;
+        }
+        metrics::counter!("flowmesh_capture_restarts_total").increment(1);
+        lock(status).restarts += 1;
+        tracing::error!(retry_in = ?pause, "live capture ended on its own; reopening it");
+        if pause_or_stop(pause, stop) {
+            return;
+        }
+        pause = (pause * 2).min(RESTART_PAUSE_MAX);
+    }
+}
+
+/// Waits `pause`, or less if `stop` turns true; returns whether it did.
+fn pause_or_stop(pause: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + pause;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.load(Ordering::Relaxed)
 }
 
 fn run(

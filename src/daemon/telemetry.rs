@@ -48,6 +48,11 @@ fn describe() {
         "Frames a capture filter run in user space rejected (AF_XDP; on AF_PACKET the kernel filters)."
     );
     describe_counter!(
+        "flowmesh_capture_restarts_total",
+        Unit::Count,
+        "Times the live capture ended on its own (a reader failed) and was reopened."
+    );
+    describe_counter!(
         "flowmesh_xdp_packets_total",
         Unit::Count,
         "Packets the XDP program handled, by path: redirected (to flowmesh), redirect_failed (no socket on the queue; passed), bypassed (counted in the kernel), unparsed (not IP; passed)."

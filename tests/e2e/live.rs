@@ -91,6 +91,15 @@ fn wait_for_frames(d: &Daemon, frames: Option<u64>) -> Value {
     }
 }
 
+/// The daemon's configuration: capture with `source` on the pair's capturing end, every
+/// fingerprint on, and `extra_config` lines of the `[capture]` section.
+fn live_config(source: &str, net: &TestNet, extra_config: &str) -> String {
+    format!(
+        "{ALL_FINGERPRINTS}[capture]\nsource = \"{source}\"\ninterface = \"{}\"\n{extra_config}",
+        net.capture_if
+    )
+}
+
 /// Captures `pcap` played into the pair with `source`, checks the stored flows against
 /// replay's records that `keep` accepts, and returns the capture's counters. `all_seen`:
 /// every frame sent must be accounted for (no filter in the kernel).
@@ -109,10 +118,7 @@ fn live_equals_replay(
     // The veth pair keeps its default 1500-byte MTU: every loadgen frame fits it.
     let net = TestNet::create(None, 1).expect("test network");
     let data = dir.path().join("data");
-    let config = format!(
-        "{ALL_FINGERPRINTS}[capture]\nsource = \"{source}\"\ninterface = \"{}\"\n{extra_config}",
-        net.capture_if
-    );
+    let config = live_config(source, &net, extra_config);
     let capture_ns = net.capture_ns.clone();
     let stored = TestNet::run_in(&capture_ns, move || {
         let d = Daemon::start(&data, &config);
@@ -226,4 +232,79 @@ fn afxdp_filter_runs_in_user_space() {
         capture["frames_filtered"].as_u64().unwrap_or(0) > 0,
         "{capture}"
     );
+}
+
+/// Polls `/readyz` until it answers `status` (or 20 s pass); returns the last answer.
+fn wait_ready(d: &Daemon, status: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = d.get("/readyz");
+        if a.status == status || Instant::now() > deadline {
+            assert_eq!(a.status, status, "{}", a.body);
+            return a.body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The interface is removed under a running capture and made again under the same name
+/// (a new index): the daemon says so (`/readyz` 503, the reason in `/api/v1/stats`),
+/// stores the flows of the first round as at shutdown, reopens the capture once the
+/// interface is back, and stores the second round too.
+fn capture_is_reopened_when_its_interface_is_replaced(source: &str, extra_config: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = capture(dir.path());
+    let expected: Vec<Value> = replay(std::slice::from_ref(&pcap), &[]);
+    let net = TestNet::create(None, 1).expect("test network");
+    let data = dir.path().join("data");
+    let config = live_config(source, &net, extra_config);
+    let capture_ns = net.capture_ns.clone();
+    let (stored, capture) = TestNet::run_in(&capture_ns, move || {
+        let d = Daemon::start(&data, &config);
+        let sent = play(&net, &pcap);
+        assert_eq!(accounted(&wait_for_frames(&d, Some(sent))), sent);
+
+        net.remove_pair().expect("remove the pair");
+        let down = wait_ready(&d, 503);
+        assert_eq!(down["code"], "capture_down", "{down}");
+        let stats = d.get("/api/v1/stats").body["capture"].clone();
+        assert_eq!(stats["running"], false, "{stats}");
+        assert!(
+            stats["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("removed")),
+            "{stats}"
+        );
+
+        net.add_pair(None, 1).expect("make the pair again");
+        wait_ready(&d, 200);
+        let sent = play(&net, &pcap);
+        let capture = wait_for_frames(&d, Some(sent));
+        assert_eq!(accounted(&capture), sent, "{capture}");
+        assert!(d.stop().success());
+        let d = Daemon::start(&data, ALL_FINGERPRINTS);
+        (d.flows(""), capture)
+    })
+    .expect("capture namespace");
+    assert_eq!(capture["running"], true, "{capture}");
+    assert_eq!(capture["restarts"], 1, "{capture}");
+    // Both rounds, each as replay makes it.
+    let twice = expected.iter().chain(&expected).map(timeless);
+    assert_eq!(sorted(stored.iter().map(timeless)), sorted(twice));
+}
+
+#[test]
+fn afpacket_capture_is_reopened_when_its_interface_is_replaced() {
+    if skip() {
+        return;
+    }
+    capture_is_reopened_when_its_interface_is_replaced("afpacket", "");
+}
+
+#[test]
+fn afxdp_capture_is_reopened_when_its_interface_is_replaced() {
+    if skip() {
+        return;
+    }
+    capture_is_reopened_when_its_interface_is_replaced("afxdp", "bypass = false\n");
 }

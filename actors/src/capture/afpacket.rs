@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowmesh_core::capture::{Frame, LinkType};
 use flowmesh_schemas::Timestamp;
@@ -85,6 +85,9 @@ pub enum AfPacketError {
     },
 }
 
+/// How often an idle capture reader checks that its interface still exists.
+pub const INTERFACE_CHECK: Duration = Duration::from_secs(1);
+
 /// An open TPACKET_V3 ring on one interface.
 #[derive(Debug)]
 pub struct AfPacketRing {
@@ -97,6 +100,11 @@ pub struct AfPacketRing {
     totals: KernelCounters,
     /// A frame with its VLAN tag put back (the kernel strips it into the frame header).
     scratch: Vec<u8>,
+    /// The interface the socket is bound to, by index: a socket stays bound to that
+    /// index, so an interface removed and made again under the same name needs a new one.
+    ifindex: libc::c_int,
+    /// When an idle socket last checked that its interface still exists.
+    checked: Instant,
 }
 
 // SAFETY: the ring mapping is owned by this value alone (no other handle to it exists in
@@ -200,6 +208,8 @@ impl AfPacketRing {
             next: 0,
             totals: KernelCounters::default(),
             scratch: Vec::with_capacity(64 * 1024 + 4),
+            ifindex,
+            checked: Instant::now(),
         };
 
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
@@ -320,10 +330,26 @@ impl AfPacketRing {
             0 => Ok(()),
             libc::ENETDOWN => {
                 std::thread::sleep(timeout);
-                Ok(())
+                self.still_there()
             }
             e => Err(io::Error::from_raw_os_error(e)),
         }
+    }
+
+    /// An error when the interface the socket is bound to no longer exists (a socket
+    /// bound to a removed interface waits forever, silently).
+    fn still_there(&self) -> io::Result<()> {
+        let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: `name` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+        let found =
+            unsafe { libc::if_indextoname(self.ifindex as libc::c_uint, name.as_mut_ptr()) };
+        if found.is_null() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("interface index {} was removed", self.ifindex),
+            ));
+        }
+        Ok(())
     }
 
     fn refresh_counters(&mut self) -> io::Result<()> {
@@ -396,6 +422,11 @@ impl FrameSource for AfPacketRing {
                 waited = true;
                 if pfd.revents & libc::POLLERR != 0 {
                     self.socket_error(timeout)?;
+                } else if rc == 0 && self.checked.elapsed() >= INTERFACE_CHECK {
+                    // A removed interface reports ENETDOWN once, which may have been taken
+                    // while it was only down: an idle socket looks again now and then.
+                    self.checked = Instant::now();
+                    self.still_there()?;
                 }
                 fence(Ordering::Acquire);
                 if self.status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
@@ -440,6 +471,23 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
     } else {
         Ok(())
     }
+}
+
+/// An error when no interface has index `ifindex` any more (in the calling thread's
+/// network namespace). A capture socket bound to a removed interface waits forever,
+/// silently, even once an interface of the same name is made again (with a new index), so
+/// idle readers look now and then ([`INTERFACE_CHECK`]) and end with this error.
+pub fn interface_still_there(ifindex: u32) -> io::Result<()> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+    let found = unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) };
+    if found.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface index {ifindex} was removed"),
+        ));
+    }
+    Ok(())
 }
 
 /// The index of interface `name`.

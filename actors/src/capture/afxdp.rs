@@ -7,12 +7,13 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowmesh_core::capture::{Frame, LinkType};
 use flowmesh_core::shard::{KernelBypass, KernelCounts};
 use flowmesh_schemas::{FlowKey, Timestamp};
 
+use super::afpacket::{interface_still_there, INTERFACE_CHECK};
 use super::filter::CaptureFilter;
 use super::live::{wall_clock, BypassFactory, FrameSource, KernelCounters, LiveInput};
 use super::xdp::{mono_to_timestamp, BypassMap, XdpCapture, XdpConfig, XdpError, XdpSocket};
@@ -45,6 +46,9 @@ pub fn frame_size_for_mtu(mtu: u32) -> Result<u32, String> {
 struct XdpSource {
     socket: XdpSocket,
     delivered: u64,
+    /// The interface's index: an idle source checks now and then that it still exists.
+    ifindex: u32,
+    checked: Instant,
 }
 
 impl FrameSource for XdpSource {
@@ -61,6 +65,10 @@ impl FrameSource for XdpSource {
             });
         })?;
         self.delivered += n as u64;
+        if n == 0 && self.checked.elapsed() >= INTERFACE_CHECK {
+            self.checked = Instant::now();
+            interface_still_there(self.ifindex)?;
+        }
         Ok(n)
     }
 
@@ -125,6 +133,7 @@ pub fn open(
     bypass: bool,
 ) -> Result<(XdpCapture, LiveInput), XdpError> {
     let mut capture = XdpCapture::open(cfg)?;
+    let ifindex = capture.ifindex();
     let sources: Vec<Box<dyn FrameSource>> = capture
         .take_sockets()
         .into_iter()
@@ -132,6 +141,8 @@ pub fn open(
             Box::new(XdpSource {
                 socket,
                 delivered: 0,
+                ifindex,
+                checked: Instant::now(),
             }) as Box<dyn FrameSource>
         })
         .collect();

@@ -17,6 +17,7 @@ use super::{sys, BypassMap, XdpConfig, XdpCounters, XdpError, XdpMode, XdpSocket
 /// receive nothing more.
 #[derive(Debug)]
 pub struct XdpCapture {
+    ifindex: u32,
     sockets: Vec<XdpSocket>,
     bypass: BypassMap,
     mode: XdpMode,
@@ -69,11 +70,17 @@ impl XdpCapture {
         }
         let mode = program.attach(ifindex, cfg.mode)?;
         Ok(XdpCapture {
+            ifindex,
             sockets,
             bypass,
             mode,
             program,
         })
+    }
+
+    /// The index of the interface the program is attached to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
     }
 
     /// The sockets, one per captured queue in queue order (empty after the first call).
