@@ -190,6 +190,8 @@ fn live(s: &LiveStatus) -> serde_json::Value {
             "shard_queue_full": c.dropped_queue_full,
             "shard_unavailable": c.dropped_shard_unavailable,
             "kernel_ring_full": c.kernel.dropped,
+            // The XDP program found no socket for the frame's queue and passed it on.
+            "xdp_no_socket": s.xdp.map_or(0, |x| x.redirect_failed),
             "decode": c.decode.dropped_total(),
         },
         "kernel_received": c.kernel.received,

@@ -40,7 +40,7 @@ fn describe() {
     describe_counter!(
         "flowmesh_capture_dropped_packets_total",
         Unit::Count,
-        "Frames dropped, by reason: in the kernel (kernel_ring_full), by live capture on a full or failed shard (shard_queue_full, shard_unavailable), or while decoding."
+        "Frames dropped, by reason: in the kernel (kernel_ring_full; xdp_no_socket: the XDP program found no socket for the frame's receive queue and passed it to the kernel), by live capture on a full or failed shard (shard_queue_full, shard_unavailable), or while decoding."
     );
     describe_counter!(
         "flowmesh_capture_filtered_packets_total",
@@ -221,6 +221,11 @@ impl JobMetrics {
         ] {
             let d = self.delta(format!("xdp/{path}"), now);
             counter!("flowmesh_xdp_packets_total", "path" => path).increment(d);
+            if path == "redirect_failed" {
+                // Frames the capture never saw: a drop, as far as the capture goes.
+                counter!("flowmesh_capture_dropped_packets_total", "reason" => "xdp_no_socket")
+                    .increment(d);
+            }
         }
         let d = self.delta("xdp/bypass_bytes".into(), c.bypass_bytes);
         counter!("flowmesh_xdp_bypassed_bytes_total").increment(d);

@@ -78,7 +78,9 @@ impl FrameSource for XdpSource {
         let mut n = 0;
         if self.flowing {
             std::thread::sleep(READ_INTERVAL);
-            n = self.socket.poll(Duration::ZERO, POLL_FRAMES, &mut deliver)?;
+            n = self
+                .socket
+                .poll(Duration::ZERO, POLL_FRAMES, &mut deliver)?;
         }
         if n == 0 {
             n = self.socket.poll(timeout, POLL_FRAMES, &mut deliver)?;
