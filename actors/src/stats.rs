@@ -102,6 +102,26 @@ impl CaptureStats {
         self.frames_dropped = full + gone;
         self.kernel = kernel;
     }
+
+    /// Live capture: these counters added to `earlier`, the totals of the capture's
+    /// earlier lives (before it was reopened), reader by reader.
+    pub fn after(&self, earlier: &CaptureStats) -> CaptureStats {
+        let mut t = self.clone();
+        for (i, r) in earlier.readers.iter().enumerate() {
+            match t.readers.get_mut(i) {
+                Some(mine) => mine.merge(r),
+                None => t.readers.push(r.clone()),
+            }
+        }
+        t.sum_readers();
+        t.warnings = earlier
+            .warnings
+            .iter()
+            .chain(&self.warnings)
+            .cloned()
+            .collect();
+        t
+    }
 }
 
 /// Counters of one live capture reader (cumulative).
@@ -121,6 +141,20 @@ pub struct ReaderStats {
     pub decode: DecodeStats,
     /// The kernel's counters for the reader's source.
     pub kernel: KernelCounters,
+}
+
+impl ReaderStats {
+    /// Adds `o`'s counts (the same reader in an earlier life of the capture).
+    pub fn merge(&mut self, o: &ReaderStats) {
+        self.frames += o.frames;
+        self.filtered += o.filtered;
+        self.frames_sent += o.frames_sent;
+        self.dropped_queue_full += o.dropped_queue_full;
+        self.dropped_shard_unavailable += o.dropped_shard_unavailable;
+        self.decode.merge(&o.decode);
+        self.kernel.received += o.kernel.received;
+        self.kernel.dropped += o.kernel.dropped;
+    }
 }
 
 /// Everything the pipeline's stages published.
@@ -200,4 +234,56 @@ fn slot<T: Default + Clone>(v: &mut Vec<Lives<T>>, i: usize) -> &mut Lives<T> {
 fn retire<T: Merge>(l: &mut Lives<T>) {
     let current = std::mem::take(&mut l.current);
     l.retired.merge_from(&current);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(frames: u64, queue_full: u64, kernel_dropped: u64) -> ReaderStats {
+        ReaderStats {
+            frames,
+            frames_sent: frames - queue_full,
+            dropped_queue_full: queue_full,
+            kernel: KernelCounters {
+                received: frames + kernel_dropped,
+                dropped: kernel_dropped,
+            },
+            ..ReaderStats::default()
+        }
+    }
+
+    fn capture(readers: Vec<ReaderStats>, warnings: &[&str]) -> CaptureStats {
+        let mut c = CaptureStats {
+            readers,
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            ..CaptureStats::default()
+        };
+        c.sum_readers();
+        c
+    }
+
+    #[test]
+    fn a_reopened_capture_adds_to_its_earlier_lives_reader_by_reader() {
+        let earlier = capture(
+            vec![reader(100, 5, 1), reader(50, 0, 0)],
+            &["reader 1 failed"],
+        );
+        let now = capture(vec![reader(10, 1, 2)], &[]);
+        let total = now.after(&earlier);
+        assert_eq!(total.readers.len(), 2);
+        assert_eq!(total.readers[0].frames, 110);
+        assert_eq!(total.readers[0].dropped_queue_full, 6);
+        assert_eq!(total.readers[1].frames, 50);
+        assert_eq!(total.frames_sent, 95 + 50 + 9);
+        assert_eq!(total.dropped_queue_full, 6);
+        assert_eq!(total.frames_dropped, 6);
+        assert_eq!(total.kernel.dropped, 3);
+        assert_eq!(total.kernel.received, 101 + 50 + 12);
+        assert_eq!(total.warnings, ["reader 1 failed"]);
+        // Nothing earlier: the counters as they are.
+        let alone = now.after(&CaptureStats::default());
+        assert_eq!(alone.frames_sent, now.frames_sent);
+        assert_eq!(alone.readers.len(), 1);
+    }
 }

@@ -69,9 +69,50 @@ pub struct LiveStatus {
     pub error: Option<String>,
     /// The capture is reading its interface (false while it is being reopened).
     pub running: bool,
-    /// Times the capture ended on its own and was reopened (its counters above start
-    /// again from zero each time; the Prometheus counters keep growing).
+    /// Times the capture ended on its own and was reopened (the counters above add up
+    /// over every life of the capture).
     pub restarts: u64,
+    /// What the capture's earlier lives counted.
+    earlier: Earlier,
+}
+
+/// The counts of a live capture's earlier lives, before it was reopened.
+#[derive(Debug, Clone, Default)]
+struct Earlier {
+    capture: CaptureStats,
+    records: u64,
+    handshakes: u64,
+    xdp: Option<XdpCounters>,
+}
+
+impl LiveStatus {
+    /// Sets the counters to the earlier lives' plus what the running one counted.
+    fn set_counts(
+        &mut self,
+        capture: &CaptureStats,
+        records: u64,
+        handshakes: u64,
+        xdp: Option<XdpCounters>,
+    ) {
+        self.capture = capture.after(&self.earlier.capture);
+        self.records = self.earlier.records + records;
+        self.handshakes = self.earlier.handshakes + handshakes;
+        if let Some(x) = xdp {
+            let mut total = self.earlier.xdp.unwrap_or_default();
+            total.merge(&x);
+            self.xdp = Some(total);
+        }
+    }
+
+    /// The running life ended: what it counted becomes the earlier lives' counts.
+    fn retire(&mut self) {
+        self.earlier = Earlier {
+            capture: self.capture.clone(),
+            records: self.records,
+            handshakes: self.handshakes,
+            xdp: self.xdp,
+        };
+    }
 }
 
 /// The running live pipeline.
@@ -307,10 +348,12 @@ fn run(
                     }
                 }
                 let mut s = lock(&status);
-                s.xdp = xdp_counters.or(s.xdp);
-                s.capture = board.capture.clone();
-                s.records = board.records_written;
-                s.handshakes = handshakes.load(Ordering::Relaxed);
+                s.set_counts(
+                    &board.capture,
+                    board.records_written,
+                    handshakes.load(Ordering::Relaxed),
+                    xdp_counters,
+                );
                 s.stages = stages.to_vec();
             },
         )
@@ -330,23 +373,26 @@ fn run(
     });
     drop(xdp);
     let mut s = lock(status);
-    s.xdp = final_xdp.or(s.xdp);
     match result {
         Ok(report) => {
             let mut m = metrics.lock().unwrap_or_else(PoisonError::into_inner);
             m.publish(&report.board, &report.stages);
             m.finish(&report.stages);
-            s.capture = report.board.capture.clone();
-            s.records = report.board.records_written;
-            s.handshakes = handshakes.load(Ordering::Relaxed);
+            let capture = &report.board.capture;
+            s.set_counts(
+                capture,
+                report.board.records_written,
+                handshakes.load(Ordering::Relaxed),
+                final_xdp,
+            );
             s.stages = report.stages;
             // A reader that failed ended the capture early: say so loudly, in the log and
             // in /api/v1/stats.
-            for warning in &s.capture.warnings {
+            for warning in &capture.warnings {
                 tracing::error!(%warning, "live capture reader failed");
             }
-            if !s.capture.warnings.is_empty() {
-                s.error = Some(s.capture.warnings.join("; "));
+            if !capture.warnings.is_empty() {
+                s.error = Some(capture.warnings.join("; "));
             }
             tracing::info!(
                 records = s.records,
@@ -360,4 +406,5 @@ fn run(
             s.error = Some(e.to_string());
         }
     }
+    s.retire();
 }

@@ -29,6 +29,19 @@ pub struct XdpCounters {
 }
 
 impl XdpCounters {
+    /// Adds `o`'s counts (an earlier program's, when a capture was reopened).
+    pub fn merge(&mut self, o: &XdpCounters) {
+        self.seen += o.seen;
+        self.redirected += o.redirected;
+        self.redirect_failed += o.redirect_failed;
+        self.bypass_packets += o.bypass_packets;
+        self.bypass_bytes += o.bypass_bytes;
+        self.bypass_fin_rst += o.bypass_fin_rst;
+        self.unparsed += o.unparsed;
+        self.fragments += o.fragments;
+        self.l4_unreached += o.l4_unreached;
+    }
+
     /// Sums per-CPU blocks.
     pub(super) fn sum<'a>(blocks: impl IntoIterator<Item = &'a CounterBlock>) -> Self {
         let mut t = [0u64; super::abi::COUNTERS];
