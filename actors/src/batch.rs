@@ -160,6 +160,9 @@ pub(crate) fn prefetch(bytes: &[u8], at: usize) {
     let _ = (bytes, at);
 }
 
+/// Bytes of a cache line.
+pub(crate) const CACHE_LINE: usize = 64;
+
 /// How many frames ahead [`PacketBatch::entries`] prefetches a frame's headers: the shard
 /// runs on another core than capture, so the headers are not in its caches yet, and
 /// decoding them one miss after another was the shard's largest cost.
@@ -301,20 +304,16 @@ impl PacketBatch {
         let mapped = self.input.as_ref().map_or(&[][..], |i| i.bytes());
         let frames = &self.frames;
         frames.iter().enumerate().map(move |(i, f)| {
-            if let Some(ahead) = frames.get(i + PREFETCH_FRAMES) {
-                let (buf, offset) = match ahead.loc {
-                    Loc::Mapped { offset } => (mapped, offset),
-                    Loc::Owned { offset } => (&self.owned[..], offset),
-                    Loc::Tick => (&[][..], 0),
-                };
+            if let Some((buf, offset)) = frames
+                .get(i + PREFETCH_FRAMES)
+                .and_then(|ahead| self.locate(mapped, ahead.loc))
+            {
                 // Link, IP and TCP headers with options span up to two lines.
                 prefetch(buf, offset);
-                prefetch(buf, offset + 64);
+                prefetch(buf, offset + CACHE_LINE);
             }
-            let (buf, offset) = match f.loc {
-                Loc::Mapped { offset } => (mapped, offset),
-                Loc::Owned { offset } => (&self.owned[..], offset),
-                Loc::Tick => return BatchEntry::Tick(f.ts),
+            let Some((buf, offset)) = self.locate(mapped, f.loc) else {
+                return BatchEntry::Tick(f.ts);
             };
             BatchEntry::Frame(Frame {
                 ts: f.ts,
@@ -324,6 +323,16 @@ impl PacketBatch {
                 interface: 0,
             })
         })
+    }
+
+    /// The buffer a frame's bytes are in and their offset there (`mapped`: the input's
+    /// bytes); `None` for a tick.
+    fn locate<'a>(&'a self, mapped: &'a [u8], loc: Loc) -> Option<(&'a [u8], usize)> {
+        match loc {
+            Loc::Mapped { offset } => Some((mapped, offset)),
+            Loc::Owned { offset } => Some((&self.owned[..], offset)),
+            Loc::Tick => None,
+        }
     }
 }
 

@@ -21,15 +21,21 @@ impl StopFlag {
 
     /// Sleeps `total`, or less if told to stop meanwhile.
     pub fn sleep(&self, total: Duration) {
-        let end = Instant::now() + total;
-        while !self.is_set() {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            std::thread::sleep(left.min(STOP_CHECK));
-        }
+        sleep_unless(&self.0, total);
     }
+}
+
+/// Sleeps `total`, or less if `stop` turns true meanwhile; returns whether it did.
+pub fn sleep_unless(stop: &AtomicBool, total: Duration) -> bool {
+    let end = Instant::now() + total;
+    while !stop.load(Ordering::Relaxed) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(STOP_CHECK));
+    }
+    true
 }
 
 /// A running background thread.

@@ -29,6 +29,7 @@ use flowmesh_actors::stages::Output;
 use flowmesh_actors::stats::CaptureStats;
 use flowmesh_actors::storage::FlowStore;
 
+use super::background::sleep_unless;
 use super::ingest::StoreSink;
 use super::telemetry::JobMetrics;
 use crate::config::{BypassActionSetting, CaptureConfig, Config, Source, XdpModeSetting};
@@ -266,8 +267,22 @@ fn supervise(
     let mut opened = Some(first);
     let mut pause = RESTART_PAUSE_MIN;
     loop {
-        let (input, xdp) = match opened.take().map_or_else(|| open(capture), Ok) {
-            Ok(sources) => sources,
+        match opened.take().map_or_else(|| open(capture), Ok) {
+            Ok((input, xdp)) => {
+                let started = Instant::now();
+                lock(status).running = true;
+                run(pipeline.clone(), input, xdp, Arc::clone(store), status);
+                lock(status).running = false;
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if started.elapsed() >= HEALTHY_RUN {
+                    pause = RESTART_PAUSE_MIN;
+                }
+                metrics::counter!("flowmesh_capture_restarts_total").increment(1);
+                lock(status).restarts += 1;
+                tracing::error!(retry_in = ?pause, "live capture ended on its own; reopening it");
+            }
             Err(e) => {
                 let why = format!(
                     "cannot reopen the capture on {:?}: {e:#}",
@@ -275,43 +290,13 @@ fn supervise(
                 );
                 tracing::error!(retry_in = ?pause, "{why}");
                 lock(status).error = Some(why);
-                if pause_or_stop(pause, stop) {
-                    return;
-                }
-                pause = (pause * 2).min(RESTART_PAUSE_MAX);
-                continue;
             }
-        };
-        let started = Instant::now();
-        lock(status).running = true;
-        run(pipeline.clone(), input, xdp, Arc::clone(store), status);
-        lock(status).running = false;
-        if stop.load(Ordering::Relaxed) {
-            return;
         }
-        if started.elapsed() >= HEALTHY_RUN {
-            pause = RESTART_PAUSE_MIN;
-        }
-        metrics::counter!("flowmesh_capture_restarts_total").increment(1);
-        lock(status).restarts += 1;
-        tracing::error!(retry_in = ?pause, "live capture ended on its own; reopening it");
-        if pause_or_stop(pause, stop) {
+        if sleep_unless(stop, pause) {
             return;
         }
         pause = (pause * 2).min(RESTART_PAUSE_MAX);
     }
-}
-
-/// Waits `pause`, or less if `stop` turns true; returns whether it did.
-fn pause_or_stop(pause: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + pause;
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop.load(Ordering::Relaxed)
 }
 
 fn run(

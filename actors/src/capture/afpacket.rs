@@ -102,7 +102,7 @@ pub struct AfPacketRing {
     scratch: Vec<u8>,
     /// The interface the socket is bound to, by index: a socket stays bound to that
     /// index, so an interface removed and made again under the same name needs a new one.
-    ifindex: libc::c_int,
+    ifindex: u32,
     /// When an idle socket last checked that its interface still exists.
     checked: Instant,
 }
@@ -208,7 +208,7 @@ impl AfPacketRing {
             next: 0,
             totals: KernelCounters::default(),
             scratch: Vec::with_capacity(64 * 1024 + 4),
-            ifindex,
+            ifindex: ifindex as u32,
             checked: Instant::now(),
         };
 
@@ -311,65 +311,23 @@ impl AfPacketRing {
     /// down (`ENETDOWN`) is waited out (a timeout's sleep, so a reader does not spin) until
     /// it comes back; anything else ends the reader.
     fn socket_error(&self, timeout: Duration) -> io::Result<()> {
-        let mut err: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `err` is writable for `len` bytes; reading SO_ERROR clears it.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&raw mut err).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: SO_ERROR is a C int. Reading it clears it.
+        let err: libc::c_int = unsafe { getsockopt(&self.fd, libc::SOL_SOCKET, libc::SO_ERROR)? };
         match err {
             0 => Ok(()),
             libc::ENETDOWN => {
                 std::thread::sleep(timeout);
-                self.still_there()
+                interface_still_there(self.ifindex)
             }
             e => Err(io::Error::from_raw_os_error(e)),
         }
     }
 
-    /// An error when the interface the socket is bound to no longer exists (a socket
-    /// bound to a removed interface waits forever, silently).
-    fn still_there(&self) -> io::Result<()> {
-        let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
-        // SAFETY: `name` has room for IF_NAMESIZE bytes, as if_indextoname requires.
-        let found =
-            unsafe { libc::if_indextoname(self.ifindex as libc::c_uint, name.as_mut_ptr()) };
-        if found.is_null() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("interface index {} was removed", self.ifindex),
-            ));
-        }
-        Ok(())
-    }
-
     fn refresh_counters(&mut self) -> io::Result<()> {
-        // SAFETY: tpacket_stats_v3 is plain data.
-        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: `st` is writable for `len` bytes. Reading resets the kernel's counters,
-        // so they are accumulated here.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&raw mut st).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: tpacket_stats_v3 is plain data. Reading resets the kernel's counters, so
+        // they are accumulated here.
+        let st: libc::tpacket_stats_v3 =
+            unsafe { getsockopt(&self.fd, libc::SOL_PACKET, libc::PACKET_STATISTICS)? };
         // tp_packets counts every frame the socket accepted, dropped ones included.
         self.totals.received += u64::from(st.tp_packets);
         self.totals.dropped += u64::from(st.tp_drops);
@@ -426,7 +384,7 @@ impl FrameSource for AfPacketRing {
                     // A removed interface reports ENETDOWN once, which may have been taken
                     // while it was only down: an idle socket looks again now and then.
                     self.checked = Instant::now();
-                    self.still_there()?;
+                    interface_still_there(self.ifindex)?;
                 }
                 fence(Ordering::Acquire);
                 if self.status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
@@ -470,6 +428,32 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Reads socket option `name` as a `T`.
+///
+/// # Safety
+/// `T` must be plain C data (integers and structs of them) for which all-zero bytes are a
+/// valid value, as the kernel's option types are.
+unsafe fn getsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    // SAFETY: all-zero is a valid T (the caller's guarantee).
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is writable for `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(value)
     }
 }
 
