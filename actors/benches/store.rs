@@ -19,6 +19,7 @@
 //! the corpus is not beside the workspace). Other knobs: `FLOWMESH_BENCH_WRITERS`
 //! (comma-separated writer counts for (a), default `1,2`; empty skips (a)),
 //! `FLOWMESH_BENCH_WRITE_BUFFER_MB`, `FLOWMESH_BENCH_FLOWS_BLOCK_KB`,
+//! `FLOWMESH_BENCH_RECORD_MEMORY_MB`,
 //! `FLOWMESH_BENCH_NO_STATS` (set: RocksDB statistics off).
 
 use flowmesh_actors::storage::{FlowFilter, FlowStore, OpenFlowStore, StorageOptions};
@@ -31,6 +32,10 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/support/corpus_records.rs"]
 mod support;
+
+/// The daemon's allocator, so the store's allocations cost what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 1024;
 /// 2026-01-01T00:00:00Z.
@@ -211,6 +216,7 @@ fn main() {
             .expect("FLOWMESH_BENCH_WRITE_BUFFER_MB is a number");
     }
     opts.statistics = std::env::var_os("FLOWMESH_BENCH_NO_STATS").is_none();
+    opts.record_memory_mb = env_usize("FLOWMESH_BENCH_RECORD_MEMORY_MB", opts.record_memory_mb);
     if let Ok(v) = std::env::var("FLOWMESH_BENCH_FLOWS_BLOCK_KB") {
         opts.flows_block_kb = v
             .parse()

@@ -8,9 +8,10 @@
 //! # Ok::<(), flowmesh_core::storage::StoreError>(())
 //! ```
 
-mod index_tier;
 mod pending;
+mod record_tier;
 mod rocks;
+mod tiered;
 
 pub use flowmesh_core::storage::{
     FlowFilter, FlowId, Page, RetentionReport, Store, StoreError, StoreStats, TopField,

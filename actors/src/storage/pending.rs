@@ -1,5 +1,6 @@
 //! The index families' in-memory tier: recent index entries, held per value in sorted
 //! vectors instead of RocksDB memtables, and spilled to RocksDB as sorted SST files.
+//! Flow records have a tier of their own ([`super::record_tier`]); both are [`Tiers`].
 //!
 //! Why: index entries land all over each family's key space (one value after another),
 //! and a RocksDB skiplist memtable insert at a random position costs ~2 µs here (the
@@ -7,7 +8,7 @@
 //! record. A hash map of per-value vectors costs a hash probe and a push.
 //!
 //! Durability: each write batch's index entries are also one blob in the `index_log`
-//! column family, in the same atomic `WriteBatch` as the records; opening replays the log
+//! column family (its records another), in the same atomic `WriteBatch`; opening replays the log
 //! into the tier. A tier records the log keys it holds, and a spill deletes exactly those
 //! keys once its SST files are ingested, so every entry is in the log, an SST, or both
 //! (both after a crash between ingest and delete: the merged scans drop equal keys).
@@ -53,7 +54,7 @@ impl Tier {
         }
     }
 
-    /// Entries held.
+    /// Index entries held.
     pub(super) fn len(&self) -> usize {
         self.entries
     }
@@ -93,19 +94,60 @@ impl Tier {
     }
 }
 
-/// The active tier (taking inserts) and the frozen ones (being spilled).
-#[derive(Debug, Default)]
-pub(super) struct Tiers {
-    /// Takes new entries.
-    pub(super) active: Tier,
-    /// Frozen tiers, oldest first, readable until their SST files are ingested.
-    pub(super) frozen: Vec<Arc<Tier>>,
+/// What a tier tells its [`Tiers`]: how full it is and which log keys it holds.
+pub(super) trait Logged: Default {
+    /// The `index_log` batches whose contents this tier holds, ascending.
+    fn logs(&self) -> &[u64];
+    /// The same, to add to.
+    fn logs_mut(&mut self) -> &mut Vec<u64>;
+    /// Its size in the unit of its spill threshold (index entries, record bytes).
+    fn size(&self) -> usize;
+
+    /// Notes that the tier holds batch `log`'s contents.
+    fn add_log(&mut self, log: u64) {
+        let logs = self.logs_mut();
+        if logs.last() != Some(&log) {
+            logs.push(log);
+        }
+    }
 }
 
-impl Tiers {
+impl Logged for Tier {
+    fn logs(&self) -> &[u64] {
+        &self.logs
+    }
+    fn logs_mut(&mut self) -> &mut Vec<u64> {
+        &mut self.logs
+    }
+    fn size(&self) -> usize {
+        self.entries
+    }
+}
+
+/// The active tier (taking inserts) and the frozen ones (being spilled).
+#[derive(Debug, Default)]
+pub(super) struct Tiers<T> {
+    /// Takes new entries.
+    pub(super) active: T,
+    /// Frozen tiers, oldest first, readable until their SST files are ingested.
+    pub(super) frozen: Vec<Arc<T>>,
+}
+
+impl<T: Logged> Tiers<T> {
     /// Every tier, for reading.
-    pub(super) fn all(&self) -> impl Iterator<Item = &Tier> {
+    pub(super) fn all(&self) -> impl Iterator<Item = &T> {
         std::iter::once(&self.active).chain(self.frozen.iter().map(|t| &**t))
+    }
+
+    /// Freezes the active tier if it holds anything and has reached `limit` (0: always).
+    /// Returns whether it froze it.
+    pub(super) fn freeze_at(&mut self, limit: usize) -> bool {
+        let froze = !self.active.logs().is_empty() && self.active.size() >= limit;
+        if froze {
+            let full = std::mem::take(&mut self.active);
+            self.frozen.push(Arc::new(full));
+        }
+        froze
     }
 }
 

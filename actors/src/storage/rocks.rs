@@ -7,9 +7,14 @@
 //! `counts` adds little-endian u64 operands (merge operator `flowmesh.u64add`), `meta`
 //! keeps the largest (`flowmesh.u64max`), and the index families carry a compaction
 //! filter dropping entries whose time field (`key[len-16..len-8]`) is below the shared
-//! retention cutoff.
+//! retention cutoff. Flow records and index entries bypass the memtables: they are held
+//! in an in-memory tier, logged per batch in `index_log`, and spilled as sorted SST files
+//! (the `tiered` module). `counts` uses a vector memtable: a batch's counter merges land
+//! all over the key space, and appending them is far cheaper than skiplist inserts; a
+//! `top` query sorts the memtable once.
 
 use super::pending::{self, Tiers};
+use super::record_tier;
 use flowmesh_core::storage::keys::{index_key_time, FlowId};
 use flowmesh_core::storage::{EngineBatch, EngineError, Family, FamilySize, KvEngine};
 use rocksdb::compaction_filter::Decision;
@@ -21,8 +26,21 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
-/// The column family holding each write batch's index entries until they are spilled.
+/// The column family holding each write batch's index entries and records (one blob
+/// each) until they are spilled.
 pub(super) const INDEX_LOG: &str = "index_log";
+
+/// The `index_log` key of batch `log`'s index entries.
+pub(super) fn index_log_key(log: u64) -> [u8; 8] {
+    log.to_be_bytes()
+}
+
+/// The `index_log` key of batch `log`'s records: the index key, then `r`.
+pub(super) fn record_log_key(log: u64) -> [u8; 9] {
+    let mut k = [b'r'; 9];
+    k[..8].copy_from_slice(&log.to_be_bytes());
+    k
+}
 
 /// When a write batch is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,8 +72,12 @@ pub struct StorageOptions {
     /// block: 4 KiB makes index lookups ~1.5x faster than 16 KiB, at ~35% more disk.
     pub flows_block_kb: usize,
     /// Index entries held in memory before they are spilled to SST files (see the
-    /// `index_tier` module); ~24 bytes each, twice that while a spill runs.
+    /// `tiered` module); ~24 bytes each, twice that while a spill runs.
     pub index_memory_entries: usize,
+    /// MiB of flow records held in memory before they are spilled to SST files (see
+    /// the `record_tier` module); up to four times this while spills run. Each spill
+    /// adds a file to the flows family: much smaller means more compaction work.
+    pub record_memory_mb: usize,
 }
 
 impl Default for StorageOptions {
@@ -69,6 +91,7 @@ impl Default for StorageOptions {
             statistics: true,
             flows_block_kb: 16,
             index_memory_entries: 4_000_000,
+            record_memory_mb: 64,
         }
     }
 }
@@ -123,6 +146,8 @@ pub struct EngineProperties {
     pub tickers: Vec<(&'static str, u64)>,
     /// Index entries held in memory, not yet in SST files.
     pub pending_index_entries: u64,
+    /// Flow records held in memory, not yet in SST files.
+    pub pending_records: u64,
 }
 
 /// Tickers reported by [`RocksEngine::properties`].
@@ -169,12 +194,18 @@ pub(super) struct Core {
     sync: SyncPolicy,
     statistics: Option<Options>,
     pub(super) index_cutoff: Arc<AtomicU64>,
-    /// Recent index entries (see the `index_tier` module).
-    pub(super) tiers: RwLock<Tiers>,
+    /// Recent index entries (see the `tiered` module).
+    pub(super) tiers: RwLock<Tiers<pending::Tier>>,
+    /// Recent flow records (see the `tiered` module).
+    pub(super) records: RwLock<Tiers<record_tier::Records>>,
     /// Held while frozen tiers are spilled (one spill at a time).
     pub(super) spill_lock: Mutex<()>,
-    /// Entries in the active tier that start a spill.
+    /// Index entries in the active tier that start a spill.
     pub(super) spill_entries: usize,
+    /// Record bytes in the active tier that start a spill.
+    pub(super) spill_record_bytes: usize,
+    /// Block size of the flows family in bytes (spill files use it too).
+    pub(super) flows_block_bytes: usize,
     /// Next `index_log` key.
     pub(super) next_log: AtomicU64,
     /// Next spill file number.
@@ -253,13 +284,15 @@ impl RocksEngine {
         self.core.properties()
     }
 
-    /// Flushes every memtable to SST files (for tests and clean shutdowns).
+    /// Spills the in-memory tier and flushes every memtable, so that everything stored
+    /// is in SST files (for tests and clean shutdowns).
     pub fn flush(&self) -> Result<(), EngineError> {
+        self.core.spill_all()?;
         self.core.flush()
     }
 
-    /// Spills the frozen index tiers now, after waiting for a running spill (for tests
-    /// and clean shutdowns; the active tier stays in memory and in the index log).
+    /// Spills the frozen tiers now, after waiting for a running spill (for tests and
+    /// clean shutdowns; the active tiers stay in memory and in the index log).
     pub fn spill_frozen_index(&self) {
         self.core.spill_frozen();
     }
@@ -272,6 +305,7 @@ impl Core {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(options.background_jobs.max(1));
         db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_allow_concurrent_memtable_write(false);
         if options.statistics {
             db_opts.enable_statistics();
         }
@@ -310,8 +344,11 @@ impl Core {
             statistics: options.statistics.then_some(db_opts),
             index_cutoff,
             tiers: RwLock::new(Tiers::default()),
+            records: RwLock::new(Tiers::default()),
             spill_lock: Mutex::new(()),
             spill_entries: options.index_memory_entries.max(1),
+            spill_record_bytes: options.record_memory_mb.max(1) << 20,
+            flows_block_bytes: options.flows_block_kb.max(1) << 10,
             next_log: AtomicU64::new(0),
             spill_files: AtomicU64::new(0),
         })
@@ -355,6 +392,7 @@ impl Core {
             families,
             tickers,
             pending_index_entries: self.pending_entries(None) as u64,
+            pending_records: self.pending_records().0 as u64,
         })
     }
 
@@ -414,7 +452,10 @@ pub(super) fn family_options(
     }
     o.set_max_write_buffer_number(options.max_write_buffers.max(2));
     match family {
-        Family::Counts => o.set_merge_operator_associative("flowmesh.u64add", u64_add),
+        Family::Counts => {
+            o.set_merge_operator_associative("flowmesh.u64add", u64_add);
+            o.set_memtable_factory(rocksdb::MemtableFactory::Vector);
+        }
         Family::Meta => o.set_merge_operator_associative("flowmesh.u64max", u64_max),
         f if f.is_index() => {
             // Prefix bloom filters by value part: a lookup skips files without the value.
@@ -441,7 +482,8 @@ pub(super) fn family_options(
 }
 
 /// [`RocksEngine`]'s batch: a RocksDB `WriteBatch` built in place, except for index
-/// entries, which go to the in-memory tier and, as one blob, to the `index_log`.
+/// entries and flow records, which go to the in-memory tier and, as one blob each, to
+/// the `index_log`.
 pub struct RocksBatch<'a> {
     wb: rocksdb::WriteBatch,
     cfs: [Option<&'a ColumnFamily>; 9],
@@ -453,6 +495,8 @@ pub struct RocksBatch<'a> {
     log: Vec<u8>,
     /// The id of the blob's last entry.
     last_logged: Option<FlowId>,
+    /// Flow records under 16-byte keys, for the in-memory tier and the record blob.
+    records: Vec<record_tier::Entry>,
 }
 
 impl std::fmt::Debug for RocksBatch<'_> {
@@ -460,6 +504,7 @@ impl std::fmt::Debug for RocksBatch<'_> {
         f.debug_struct("RocksBatch")
             .field("ops", &self.wb.len())
             .field("index_entries", &self.index.len())
+            .field("records", &self.records.len())
             .finish_non_exhaustive()
     }
 }
@@ -485,11 +530,14 @@ impl EngineBatch for RocksBatch<'_> {
                 self.index.push((slot, v, id));
                 pending::log_entry(&mut self.log, &mut self.last_logged, slot, &key[..len], id);
             }
-            _ => {
-                if let Some(cf) = self.handle(family) {
-                    self.wb.put_cf(cf, key, value);
+            _ => match FlowId::from_bytes(key).filter(|_| family == Family::Flows) {
+                Some(id) => self.records.push((id, value.into())),
+                None => {
+                    if let Some(cf) = self.handle(family) {
+                        self.wb.put_cf(cf, key, value);
+                    }
                 }
-            }
+            },
         }
     }
 
@@ -506,7 +554,7 @@ impl EngineBatch for RocksBatch<'_> {
     }
 
     fn len(&self) -> usize {
-        self.wb.len() + self.index.len()
+        self.wb.len() + self.index.len() + self.records.len()
     }
 }
 
@@ -521,6 +569,7 @@ impl KvEngine for RocksEngine {
             index: Vec::new(),
             log: Vec::new(),
             last_logged: None,
+            records: Vec::new(),
         }
     }
 
@@ -529,18 +578,30 @@ impl KvEngine for RocksEngine {
             self.core.cf(f)?;
         }
         let RocksBatch {
-            mut wb, index, log, ..
+            mut wb,
+            index,
+            log,
+            records,
+            ..
         } = batch;
-        let log_key =
-            (!index.is_empty()).then(|| self.core.next_log.fetch_add(1, Ordering::Relaxed));
+        let log_key = (!index.is_empty() || !records.is_empty())
+            .then(|| self.core.next_log.fetch_add(1, Ordering::Relaxed));
         if let Some(k) = log_key {
-            wb.put_cf(self.core.cf_named(INDEX_LOG)?, k.to_be_bytes(), &log);
+            let cf = self.core.cf_named(INDEX_LOG)?;
+            if !index.is_empty() {
+                wb.put_cf(cf, index_log_key(k), &log);
+            }
+            if !records.is_empty() {
+                let blob = record_tier::encode_log(&records)
+                    .map_err(|e| EngineError::Io(format!("cannot compress records: {e}")))?;
+                wb.put_cf(cf, record_log_key(k), blob);
+            }
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.core.sync == SyncPolicy::EveryBatch);
         self.core.db.write_opt(wb, &wo).map_err(io)?;
         if let Some(k) = log_key {
-            let (froze, waiting) = self.core.add_pending(k, &index);
+            let (froze, waiting) = self.core.add_pending(k, &index, records);
             if waiting > MAX_FROZEN {
                 // The spill thread is behind: this writer helps, and waits meanwhile.
                 self.core.spill_frozen();
@@ -557,6 +618,11 @@ impl KvEngine for RocksEngine {
     }
 
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        if family == Family::Flows {
+            if let Some(r) = self.core.pending_record(key) {
+                return Ok(Some(r));
+            }
+        }
         self.core.db.get_cf(self.core.cf(family)?, key).map_err(io)
     }
 
@@ -566,12 +632,20 @@ impl KvEngine for RocksEngine {
         keys: &[[u8; 16]],
     ) -> Result<Vec<Option<Vec<u8>>>, EngineError> {
         let cf = self.core.cf(family)?;
-        self.core
+        let mut found: Vec<Option<Vec<u8>>> = if family == Family::Flows {
+            keys.iter().map(|k| self.core.pending_record(k)).collect()
+        } else {
+            vec![None; keys.len()]
+        };
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        let stored = self
+            .core
             .db
-            .batched_multi_get_cf(cf, keys.iter(), true)
-            .into_iter()
-            .map(|r| r.map(|v| v.map(|s| s.to_vec())).map_err(io))
-            .collect()
+            .batched_multi_get_cf(cf, missing.iter().map(|&i| &keys[i]), true);
+        for (i, r) in missing.into_iter().zip(stored) {
+            found[i] = r.map_err(io)?.map(|s| s.to_vec());
+        }
+        Ok(found)
     }
 
     fn scan(
@@ -583,6 +657,9 @@ impl KvEngine for RocksEngine {
     ) -> Result<(), EngineError> {
         if family.is_index() {
             return self.core.scan_index(family, start, end, visit);
+        }
+        if family == Family::Flows {
+            return self.core.scan_flows(start, end, visit);
         }
         let mut ro = rocksdb::ReadOptions::default();
         if let Some(end) = end {
@@ -608,14 +685,27 @@ impl KvEngine for RocksEngine {
     fn last_key(&self, family: Family) -> Result<Option<Vec<u8>>, EngineError> {
         let mut it = self.core.db.raw_iterator_cf(self.core.cf(family)?);
         it.seek_to_last();
-        let key = it.key().map(<[u8]>::to_vec);
+        let mut key = it.key().map(<[u8]>::to_vec);
         it.status().map_err(io)?;
+        if family == Family::Flows {
+            if let Some(last) = self.core.last_pending_record() {
+                let last = last.to_bytes();
+                if key.as_deref().is_none_or(|k| k < last.as_slice()) {
+                    key = Some(last.to_vec());
+                }
+            }
+        }
         Ok(key)
     }
 
     fn delete_range(&self, family: Family, start: &[u8], end: &[u8]) -> Result<(), EngineError> {
         if end <= start {
             return Ok(());
+        }
+        if family == Family::Flows && self.core.pending_records_in(start, end) {
+            // Records in memory are also in the record log: spill them all, so that the
+            // range delete reaches them and a restart cannot replay them.
+            self.core.spill_all()?;
         }
         self.core
             .db
@@ -646,14 +736,20 @@ impl KvEngine for RocksEngine {
     }
 
     fn family_size(&self, family: Family) -> Result<FamilySize, EngineError> {
-        let pending = self.core.pending_entries(Some(family)) as u64;
+        let (keys, bytes) = match family {
+            Family::Flows => self.core.pending_records(),
+            f => {
+                let n = self.core.pending_entries(Some(f));
+                (n, n * 16)
+            }
+        };
         let cf = self.core.cf(family)?;
         let p = |name: &str| self.core.int_property(cf, name);
         Ok(FamilySize {
-            keys: p("rocksdb.estimate-num-keys")? + pending,
+            keys: p("rocksdb.estimate-num-keys")? + keys as u64,
             bytes: p("rocksdb.live-sst-files-size")?
                 + p("rocksdb.cur-size-all-mem-tables")?
-                + pending * 16,
+                + bytes as u64,
         })
     }
 
