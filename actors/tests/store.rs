@@ -165,7 +165,7 @@ fn indexed_values_across_reopen(spill_entries: usize) {
         assert_eq!(stored.len(), records.len(), "ids are unique");
         check_every_filter(&store, &stored, &filters);
         // Spills run on their own thread: wait for them, then check again.
-        store.engine().spill_frozen_index();
+        store.engine().spill_frozen();
         let props = store.engine().properties().expect("properties");
         let ip_in_sst = props
             .families

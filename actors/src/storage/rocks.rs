@@ -293,7 +293,7 @@ impl RocksEngine {
 
     /// Spills the frozen tiers now, after waiting for a running spill (for tests and
     /// clean shutdowns; the active tiers stay in memory and in the index log).
-    pub fn spill_frozen_index(&self) {
+    pub fn spill_frozen(&self) {
         self.core.spill_frozen();
     }
 }
@@ -619,7 +619,7 @@ impl KvEngine for RocksEngine {
 
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         if family == Family::Flows {
-            if let Some(r) = self.core.pending_record(key) {
+            if let Some(r) = self.core.pending_records_at(&[key]).pop().flatten() {
                 return Ok(Some(r));
             }
         }
@@ -633,7 +633,7 @@ impl KvEngine for RocksEngine {
     ) -> Result<Vec<Option<Vec<u8>>>, EngineError> {
         let cf = self.core.cf(family)?;
         let mut found: Vec<Option<Vec<u8>>> = if family == Family::Flows {
-            keys.iter().map(|k| self.core.pending_record(k)).collect()
+            self.core.pending_records_at(keys)
         } else {
             vec![None; keys.len()]
         };

@@ -1,13 +1,13 @@
 //! How [`RocksEngine`] serves the index families and the flows family: RocksDB (ingested
-//! SST files) plus the in-memory tier of recent entries and records
-//! ([`super::pending`]), merged in key order.
+//! SST files) plus the in-memory tiers of recent index entries ([`super::pending`]) and
+//! of recent records ([`super::record_tier`]), merged in key order.
 //!
 //! - write: the batch's index entries and its records go into the `index_log` family (one
-//!   blob each, in the batch's atomic `WriteBatch`), then into the active tier;
-//! - spill: when the active tier holds `index_memory_entries` or `record_memory_mb` of
-//!   records, the writer that filled it
-//!   freezes it and wakes the spill thread, which writes one sorted SST file per family,
-//!   ingests them, then deletes the tier's `index_log` keys. When more than two frozen
+//!   blob each, in the batch's atomic `WriteBatch`), then into the active tier of each;
+//! - spill: when an active tier is full (`index_memory_entries` entries, `record_memory_mb`
+//!   of records), the writer that filled it freezes it and wakes the spill thread, which
+//!   writes one sorted SST file per family, ingests them, then deletes the tier's blobs
+//!   from the `index_log`. When more than two frozen
 //!   tiers wait, writers spill them themselves (backpressure: memory stays bounded). A
 //!   failed spill keeps the tier frozen (still read) and is retried by the next spill; it
 //!   never fails a write, whose records are already durable;
@@ -31,27 +31,26 @@ use rocksdb::{
 use std::cmp::Ordering as CmpOrdering;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Where spill files are written before ingestion (inside the data directory).
 const SPILL_DIR: &str = "index-spill";
 
 impl Core {
     fn read_tiers(&self) -> RwLockReadGuard<'_, Tiers<Tier>> {
-        // Tiers stay consistent across a panic elsewhere: every update is one call.
-        self.tiers.read().unwrap_or_else(PoisonError::into_inner)
+        read(&self.tiers)
     }
 
     fn write_tiers(&self) -> RwLockWriteGuard<'_, Tiers<Tier>> {
-        self.tiers.write().unwrap_or_else(PoisonError::into_inner)
+        write(&self.tiers)
     }
 
     fn read_records(&self) -> RwLockReadGuard<'_, Tiers<Records>> {
-        self.records.read().unwrap_or_else(PoisonError::into_inner)
+        read(&self.records)
     }
 
     fn write_records(&self) -> RwLockWriteGuard<'_, Tiers<Records>> {
-        self.records.write().unwrap_or_else(PoisonError::into_inner)
+        write(&self.records)
     }
 
     /// Replays the `index_log` into the active tiers and removes stale spill files.
@@ -145,12 +144,15 @@ impl Core {
         }
     }
 
-    /// A record held in memory (`key` is a flows key).
-    pub(super) fn pending_record(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let id = FlowId::from_bytes(key)?;
+    /// The records held in memory under flows keys `keys`, in order (`None`: not held).
+    pub(super) fn pending_records_at<K: AsRef<[u8]>>(&self, keys: &[K]) -> Vec<Option<Vec<u8>>> {
         let records = self.read_records();
-        let r = records.all().find_map(|t| t.get(&id))?;
-        Some(r.to_vec())
+        keys.iter()
+            .map(|k| {
+                let id = FlowId::from_bytes(k.as_ref())?;
+                records.all().find_map(|t| t.get(&id)).map(<[u8]>::to_vec)
+            })
+            .collect()
     }
 
     /// The largest record id held in memory.
@@ -196,25 +198,23 @@ impl Core {
             .spill_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let frozen: Vec<Arc<Records>> = self.read_records().frozen.clone();
+        self.spill_each(&self.records, |t| self.spill_records(t), "records");
+        self.spill_each(&self.tiers, |t| self.spill_tier(t), "index entries");
+    }
+
+    /// Spills the frozen tiers of `tiers` with `spill`, oldest first, until one fails.
+    fn spill_each<T: Logged>(
+        &self,
+        tiers: &RwLock<Tiers<T>>,
+        spill: impl Fn(&T) -> Result<(), EngineError>,
+        what: &str,
+    ) {
+        let frozen: Vec<Arc<T>> = read(tiers).frozen.clone();
         for tier in frozen {
-            match self.spill_records(&tier) {
-                Ok(()) => self
-                    .write_records()
-                    .frozen
-                    .retain(|t| !Arc::ptr_eq(t, &tier)),
+            match spill(&tier) {
+                Ok(()) => write(tiers).frozen.retain(|t| !Arc::ptr_eq(t, &tier)),
                 Err(e) => {
-                    tracing::warn!(dir = %self.dir.display(), error = %e, "record spill failed; records stay in memory and in the index log");
-                    break;
-                }
-            }
-        }
-        let frozen: Vec<Arc<Tier>> = self.read_tiers().frozen.clone();
-        for tier in frozen {
-            match self.spill_tier(&tier) {
-                Ok(()) => self.write_tiers().frozen.retain(|t| !Arc::ptr_eq(t, &tier)),
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir.display(), error = %e, "index spill failed; entries stay in memory and in the index log");
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "spill of {what} failed; they stay in memory and in the index log");
                     break;
                 }
             }
@@ -237,7 +237,7 @@ impl Core {
             let path = self
                 .spill_dir_created()?
                 .join(format!("{n}-{}.sst", Family::Flows.name()));
-            let opts = flows_sst_options(self.flows_block_bytes);
+            let opts = sst_options(Family::Flows, self.flows_block_bytes);
             let mut writer = SstFileWriter::create(&opts);
             writer.open(&path).map_err(io)?;
             for (id, r) in tier.iter() {
@@ -256,7 +256,7 @@ impl Core {
         let cutoff = self.index_cutoff.load(Ordering::Relaxed);
         for (slot, &family) in Family::INDEXES.iter().enumerate() {
             let len = family.value_len().unwrap_or(0);
-            let opts = sst_options(family);
+            let opts = sst_options(family, self.flows_block_bytes);
             let mut writer = SstFileWriter::create(&opts);
             let n = self.spill_files.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!("{n}-{}.sst", family.name()));
@@ -470,27 +470,31 @@ fn recache(path: &std::path::Path) {
     }
 }
 
-/// Options of a flows spill file: zstd, the family's block size.
-fn flows_sst_options(block_bytes: usize) -> Options {
+/// Options of a spill file: those of the family's SST files that matter to readers
+/// (zstd; the flows family's block size; an index family's prefix bloom filter).
+fn sst_options(family: Family, flows_block_bytes: usize) -> Options {
     let mut o = Options::default();
     o.set_compression_type(DBCompressionType::Zstd);
     o.set_bottommost_compression_type(DBCompressionType::Zstd);
     let mut table = rocksdb::BlockBasedOptions::default();
-    table.set_block_size(block_bytes);
+    if family == Family::Flows {
+        table.set_block_size(flows_block_bytes);
+    }
+    if let Some(len) = family.value_len() {
+        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(len));
+        table.set_bloom_filter(10.0, false);
+    }
     o.set_block_based_table_factory(&table);
     o
 }
 
-/// Options of an index spill file: those of the family's SST files that matter to readers.
-fn sst_options(family: Family) -> Options {
-    let mut o = Options::default();
-    o.set_compression_type(DBCompressionType::Zstd);
-    o.set_bottommost_compression_type(DBCompressionType::Zstd);
-    if let Some(len) = family.value_len() {
-        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(len));
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_bloom_filter(10.0, false);
-        o.set_block_based_table_factory(&table);
-    }
-    o
+/// A read guard on tiers; they stay consistent across a panic elsewhere (every update is
+/// one call).
+fn read<T>(tiers: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    tiers.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A write guard on tiers (see [`read`]).
+fn write<T>(tiers: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    tiers.write().unwrap_or_else(PoisonError::into_inner)
 }
