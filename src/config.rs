@@ -201,6 +201,59 @@ pub struct PipelineConfig {
     pub depth: u32,
     /// Fingerprints computed.
     pub fingerprints: Vec<String>,
+    /// `[pipeline.timeouts]`.
+    pub timeouts: FlowTimeouts,
+}
+
+/// `[pipeline.timeouts]`: seconds without a packet before a flow ends and its record is
+/// stored, by protocol and state.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FlowTimeouts {
+    /// TCP seen one way only.
+    pub tcp_new_s: u32,
+    /// TCP with traffic both ways.
+    pub tcp_established_s: u32,
+    /// TCP after FIN both ways or RST.
+    pub tcp_closed_s: u32,
+    /// UDP seen one way only.
+    pub udp_new_s: u32,
+    /// UDP with traffic both ways.
+    pub udp_established_s: u32,
+    /// Any other protocol.
+    pub other_s: u32,
+}
+
+impl Default for FlowTimeouts {
+    /// The flow table's own defaults (what `replay` uses).
+    fn default() -> Self {
+        let t = FlowTableConfig::default();
+        let s = |ns: i64| u32::try_from(ns / 1_000_000_000).unwrap_or(u32::MAX);
+        FlowTimeouts {
+            tcp_new_s: s(t.tcp_new_timeout_ns),
+            tcp_established_s: s(t.tcp_established_timeout_ns),
+            tcp_closed_s: s(t.tcp_closed_timeout_ns),
+            udp_new_s: s(t.udp_new_timeout_ns),
+            udp_established_s: s(t.udp_established_timeout_ns),
+            other_s: s(t.other_timeout_ns),
+        }
+    }
+}
+
+impl FlowTimeouts {
+    /// A flow table of `capacity` flows with these timeouts.
+    fn table(&self, capacity: usize) -> FlowTableConfig {
+        let ns = |s: u32| i64::from(s) * 1_000_000_000;
+        FlowTableConfig {
+            capacity,
+            tcp_new_timeout_ns: ns(self.tcp_new_s),
+            tcp_established_timeout_ns: ns(self.tcp_established_s),
+            tcp_closed_timeout_ns: ns(self.tcp_closed_s),
+            udp_new_timeout_ns: ns(self.udp_new_s),
+            udp_established_timeout_ns: ns(self.udp_established_s),
+            other_timeout_ns: ns(self.other_s),
+        }
+    }
 }
 
 impl PipelineConfig {
@@ -227,10 +280,7 @@ impl PipelineConfig {
             workers,
             encoders: shards,
             shard: ShardConfig {
-                flows: FlowTableConfig {
-                    capacity: per_shard(self.max_flows),
-                    ..FlowTableConfig::default()
-                },
+                flows: self.timeouts.table(per_shard(self.max_flows)),
                 reassembly: ReassemblyConfig {
                     depth: self.depth,
                     ..ReassemblyConfig::default()

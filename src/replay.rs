@@ -2,7 +2,7 @@
 //! lines.
 
 use crate::cli::ReplayArgs;
-use crate::config::PipelineConfig;
+use crate::config::{FlowTimeouts, PipelineConfig};
 use crate::summary::{Progress, Summary};
 use anyhow::{Context, Result};
 use flowmesh_actors::batch::MappedInput;
@@ -22,6 +22,7 @@ fn replay_config(args: &ReplayArgs) -> ReplayConfig {
         reassembly_memcap_mb: args.reassembly_memcap_mb,
         depth: args.depth,
         fingerprints: Vec::new(),
+        timeouts: FlowTimeouts::default(),
     }
     .replay_config(args.fingerprints)
 }

@@ -21,7 +21,8 @@ struct Cli {
 enum Cmd {
     /// Write a pcap and `<out>.manifest.json` from a profile
     Gen(GenArgs),
-    /// Time flowmesh against Suricata and tshark on one capture, alternating rounds
+    /// Time flowmesh against Suricata and tshark on one capture, alternating rounds; or,
+    /// with --daemon, measure a running daemon capturing what loadgen sends on its link
     Bench(BenchArgs),
     /// Send a pcap's or a profile's frames into an interface (AF_PACKET, needs root)
     Send(SendArgs),
@@ -50,6 +51,29 @@ struct BenchArgs {
     /// Scratch directory for the tools' logs
     #[arg(long, default_value = "loadgen-bench")]
     scratch: PathBuf,
+    /// Drive this running daemon (like http://127.0.0.1:8765) instead: send the capture
+    /// into --interface, whose peer the daemon captures, and report what it counted
+    #[arg(long, requires = "interface", conflicts_with_all = ["rounds", "shards", "peers"])]
+    daemon: Option<String>,
+    /// With --daemon: the interface to send on
+    #[arg(long, requires = "daemon")]
+    interface: Option<String>,
+    /// With --daemon: the network namespace (`ip netns` name) of --interface
+    #[arg(long, requires = "daemon")]
+    netns: Option<String>,
+    /// With --daemon: frames per second (default: as fast as possible)
+    #[arg(long, requires = "daemon")]
+    rate: Option<NonZeroU64>,
+    /// With --daemon: times to send the capture
+    #[arg(long, requires = "daemon", default_value = "1")]
+    loops: NonZeroU64,
+    /// With --daemon: longest wait, in seconds, after sending for the daemon to store
+    /// every handshake (records are stored when their flows end or time out)
+    #[arg(long, requires = "daemon", default_value_t = 180)]
+    wait: u64,
+    /// With --daemon, without a manifest: seconds of unchanged counts that mean done
+    #[arg(long, requires = "daemon", default_value_t = 15)]
+    settle: u64,
 }
 
 /// Whether `program` is on the PATH.
@@ -60,6 +84,9 @@ fn installed(program: &str) -> bool {
 
 fn bench(a: BenchArgs) -> Result<()> {
     use flowmesh_loadgen::bench::{bench, Tool};
+    if let Some(api) = &a.daemon {
+        return drive(api, &a);
+    }
     let flowmesh = match a.flowmesh {
         Some(p) => p,
         None => std::env::current_exe()?
@@ -97,6 +124,39 @@ fn bench(a: BenchArgs) -> Result<()> {
     match report.flowmesh_disagreement() {
         Some(why) => Err(anyhow!("handshake check failed: {why}")),
         None => Ok(()),
+    }
+}
+
+/// `loadgen bench --daemon`.
+fn drive(api: &str, a: &BenchArgs) -> Result<()> {
+    use flowmesh_loadgen::bench::manifest_totals;
+    use flowmesh_loadgen::drive::{drive, DriveOptions};
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let file = PcapFile::parse(&bytes).with_context(|| format!("reading {}", a.file.display()))?;
+    let opts = DriveOptions {
+        api: api.to_owned(),
+        interface: a.interface.clone().unwrap_or_default(),
+        netns: a.netns.clone(),
+        send: SendOptions {
+            rate: a.rate,
+            loops: a.loops,
+        },
+        expected_handshakes: manifest_totals(&a.file).map(|t| t.handshakes * a.loops.get()),
+        wait: std::time::Duration::from_secs(a.wait),
+        settle: std::time::Duration::from_secs(a.settle),
+    };
+    let report = drive(&file, &opts)?;
+    print!("{report}");
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    match report.handshakes_expected {
+        Some(want) if want != report.handshakes => Err(anyhow!(
+            "the daemon stored {} handshakes, the manifest lists {want}",
+            report.handshakes
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -51,6 +51,7 @@ struct Handshake {
   serverExtensions @18 :List(UInt16);
   certificates @19 :List(Certificate);
   clientHelloError @20 :Text;
+  ts @21 :Int64 = -9223372036854775808;  # ns since the epoch; the default when absent
 }
 
 struct Certificate {

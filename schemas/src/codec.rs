@@ -117,6 +117,7 @@ fn encode_handshake(h: &Handshake, mut b: hs_capnp::Builder<'_>) {
         &h.supported_versions,
     );
     b.set_server_cipher_suite(h.server_cipher_suite.map_or(-1, i32::from));
+    b.set_ts(h.ts.map_or(i64::MIN, Timestamp::as_nanos));
     set_u16s(
         b.reborrow()
             .init_server_extensions(h.server_extensions.len() as u32),
@@ -243,6 +244,7 @@ fn decode_handshake(h: hs_capnp::Reader<'_>) -> Result<Handshake, CodecError> {
         });
     }
     Ok(Handshake {
+        ts: Some(h.get_ts()).filter(|&t| t != i64::MIN).map(Timestamp),
         sni: opt_text(h.has_sni(), || h.get_sni())?,
         alpn,
         alpn_selected: opt_text(h.has_alpn_selected(), || h.get_alpn_selected())?,
@@ -285,9 +287,10 @@ mod tests {
             pf in proptest::collection::vec(any::<u8>(), 0..4),
             scs in proptest::option::of(any::<u16>()),
             cert_subject in ".{0,30}", ncerts in 0usize..3, err in arb_opt_text(),
+            ts in proptest::option::of(any::<i64>().prop_filter("absent", |&t| t != i64::MIN)),
         ) -> Handshake {
             Handshake {
-                sni, alpn, alpn_selected, tls_version, server_hello_is_hrr: hrr,
+                ts: ts.map(Timestamp), sni, alpn, alpn_selected, tls_version, server_hello_is_hrr: hrr,
                 ja3: ja3.clone(), ja3_hash, ja3s: ja3, ja3s_hash: None, ja4, ja4s,
                 cipher_suites: ciphers.clone(), extensions: ciphers.iter().rev().copied().collect(),
                 supported_groups: ciphers.iter().take(3).copied().collect(), ec_point_formats: pf,

@@ -1,12 +1,16 @@
 //! What a TLS or QUIC handshake tells us: one [`Handshake`] per ClientHello, paired with
 //! the ServerHello (or HelloRetryRequest) that answered it.
 
+use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// One ClientHello and the server's answer to it. Fingerprint fields are `None` when the
 /// corresponding hello was not seen, was incomplete or was malformed — never partial.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Handshake {
+    /// When the entry was learnt: the timestamp of the packet that completed its ClientHello
+    /// (for an entry with no ClientHello, its ServerHello).
+    pub ts: Option<Timestamp>,
     /// server_name from the ClientHello.
     pub sni: Option<String>,
     /// ALPN protocols offered by the client, in order.

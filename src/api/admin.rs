@@ -128,12 +128,30 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             "handshakes": status.totals.handshakes,
         },
         "capture": state.live.as_ref().map(|l| live(&l.status())),
+        "process": process_memory(),
         "store": {
             "records_written": stored.records_written,
             "next_seq": stored.next_seq,
             "families": families,
         },
     })))
+}
+
+/// The daemon's resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes; `null`
+/// where /proc does not say.
+fn process_memory() -> serde_json::Value {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|k| k * 1024)
+    };
+    json!({
+        "rss_bytes": kib("VmRSS:"),
+        "peak_rss_bytes": kib("VmHWM:"),
+    })
 }
 
 fn queue(q: &QueueCounters) -> serde_json::Value {

@@ -16,14 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flowmesh_actors::batch::MappedInput;
 use flowmesh_actors::pipeline::{replay, ReplayError};
 use flowmesh_actors::runtime::StageCounters;
 use flowmesh_actors::stages::{Output, RecordSink};
 use flowmesh_actors::storage::FlowStore;
-use flowmesh_schemas::FlowRecord;
+use flowmesh_schemas::{FlowRecord, Timestamp};
 use metrics::{counter, histogram};
 use serde::Serialize;
 use thiserror::Error;
@@ -128,12 +128,29 @@ pub struct Ingestor {
 pub(crate) struct StoreSink {
     store: Arc<FlowStore>,
     handshakes: Arc<AtomicU64>,
+    /// Packet timestamps are the wall clock (live capture): observe how long each
+    /// handshake took to reach the store.
+    wall_clock: bool,
 }
 
 impl StoreSink {
-    /// A sink into `store`, adding the handshakes of stored records to `handshakes`.
+    /// A sink of capture files' records into `store`, adding the handshakes of stored
+    /// records to `handshakes`.
     pub(crate) fn new(store: Arc<FlowStore>, handshakes: Arc<AtomicU64>) -> Self {
-        StoreSink { store, handshakes }
+        StoreSink {
+            store,
+            handshakes,
+            wall_clock: false,
+        }
+    }
+
+    /// A sink of live capture's records, which also observes
+    /// `flowmesh_handshake_record_latency_seconds`.
+    pub(crate) fn live(store: Arc<FlowStore>, handshakes: Arc<AtomicU64>) -> Self {
+        StoreSink {
+            wall_clock: true,
+            ..StoreSink::new(store, handshakes)
+        }
     }
 }
 
@@ -146,7 +163,26 @@ impl RecordSink for StoreSink {
         let handshakes: usize = records.iter().map(|r| r.handshakes.len()).sum();
         self.handshakes
             .fetch_add(handshakes as u64, Ordering::Relaxed);
+        if self.wall_clock {
+            observe_record_latency(records);
+        }
         Ok(())
+    }
+}
+
+/// Observes, for each handshake of `records` (just committed), the time from the packet
+/// that completed its ClientHello to now.
+fn observe_record_latency(records: &[FlowRecord]) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let latency = histogram!("flowmesh_handshake_record_latency_seconds");
+    for ts in records
+        .iter()
+        .flat_map(|r| &r.handshakes)
+        .filter_map(|h| h.ts)
+    {
+        latency.record(Timestamp(now).nanos_since(ts) as f64 / 1e9);
     }
 }
 

@@ -343,7 +343,7 @@ fn run(
             },
         )
     };
-    let output = Output::Records(Box::new(StoreSink::new(store, Arc::clone(&handshakes))));
+    let output = Output::Records(Box::new(StoreSink::live(store, Arc::clone(&handshakes))));
     let result = run_pipeline(
         pipeline,
         Input::Live(input),

@@ -24,6 +24,16 @@ fn timeless(flow: &Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("first_seen");
         o.remove("last_seen");
+        for h in o
+            .get_mut("handshakes")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(h) = h.as_object_mut() {
+                h.remove("ts");
+            }
+        }
     }
     v
 }
@@ -308,4 +318,78 @@ fn afxdp_capture_is_reopened_when_its_interface_is_replaced() {
         return;
     }
     capture_is_reopened_when_its_interface_is_replaced("afxdp", "bypass = false\n");
+}
+
+/// `loadgen bench --daemon` against a live daemon: it accounts for every frame sent,
+/// counts every handshake of the manifest as stored, and reads handshake-to-record
+/// latencies that the short flow timeouts configured here bound (the defaults would
+/// hold a closed TCP flow 10 s). Every stored handshake carries the time of the packet
+/// that completed its ClientHello, within its flow's span.
+#[test]
+fn loadgen_bench_drives_a_live_daemon() {
+    if skip() {
+        return;
+    }
+    use flowmesh_loadgen::bench::manifest_totals;
+    use flowmesh_loadgen::drive::{drive, DriveOptions};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = capture(dir.path());
+    let want = manifest_totals(&pcap).expect("loadgen writes a manifest");
+    let net = TestNet::create(None, 1).expect("test network");
+    let data = dir.path().join("data");
+    let config = format!(
+        "{}[pipeline.timeouts]\ntcp_closed_s = 0\nudp_new_s = 1\nudp_established_s = 1\n",
+        live_config("afpacket", &net, "")
+    );
+    let capture_ns = net.capture_ns.clone();
+    let (report, flows) = TestNet::run_in(&capture_ns, move || {
+        let d = Daemon::start(&data, &config);
+        let bytes = std::fs::read(&pcap).expect("capture readable");
+        let file = PcapFile::parse(&bytes).expect("pcap");
+        let opts = DriveOptions {
+            api: d.base.clone(),
+            interface: net.sender_if.clone(),
+            netns: Some(net.sender_ns.clone()),
+            send: SendOptions {
+                rate: std::num::NonZeroU64::new(RATE),
+                ..SendOptions::default()
+            },
+            expected_handshakes: Some(want.handshakes),
+            wait: Duration::from_secs(60),
+            settle: Duration::from_secs(5),
+        };
+        let report = drive(&file, &opts).expect("loadgen drives the daemon");
+        (report, d.flows(""))
+    })
+    .expect("capture namespace");
+    assert_eq!(report.sent.frames_sent, want.packets, "{report}");
+    assert_eq!(report.frames_taken, want.packets, "{report}");
+    assert_eq!(report.frames_unaccounted, 0, "{report}");
+    assert!(report.dropped.values().all(|&n| n == 0), "{report}");
+    assert_eq!(report.handshakes, want.handshakes, "{report}");
+    assert_eq!(report.records, flows.len() as u64, "{report}");
+    assert!(
+        report.packets_per_s > 0.0 && report.gbit_per_s > 0.0,
+        "{report}"
+    );
+    let latency = report.latency.clone().expect("latencies observed");
+    assert_eq!(latency.observed, want.handshakes, "{report}");
+    assert!(
+        latency.p50_ms <= latency.p90_ms && latency.p90_ms <= latency.p99_ms,
+        "{report}"
+    );
+    // 1 s UDP timeout and the 1 s expiry check, with room for a slow machine.
+    assert!(latency.p99_ms < 5_000.0, "{report}");
+    assert!(report.peak_rss_mb.is_some_and(|m| m > 1.0), "{report}");
+    let mut stamped = 0;
+    for f in &flows {
+        for h in f["handshakes"].as_array().into_iter().flatten() {
+            let ts = h["ts"].as_str().expect("a stored handshake has a time");
+            let (first, last) = (f["first_seen"].as_str(), f["last_seen"].as_str());
+            // RFC 3339 with nanoseconds, UTC: text order is time order.
+            assert!(Some(ts) >= first && Some(ts) <= last, "{f}");
+            stamped += 1;
+        }
+    }
+    assert_eq!(stamped, want.handshakes);
 }

@@ -357,3 +357,27 @@ fn a_syn_ack_without_its_syn_places_the_client_stream() {
     let got = handshake_of(run(&conn_frames(&c, &segs, false)), &c);
     assert_eq!(got.and_then(|h| h.ja4), c.expected.ja4);
 }
+
+#[test]
+fn a_handshake_carries_the_time_of_the_packet_that_completed_its_client_hello() {
+    // Chromium's ClientHello in two segments, in order and reversed: either way it is
+    // complete only with the second client segment, whose timestamp the handshake carries.
+    let c = lift("pub_chromium_tcp.pcap", 59824);
+    let split = 1000;
+    let (head, tail) = (
+        (0, c.streams[0][..split].to_vec()),
+        (split, c.streams[0][split..].to_vec()),
+    );
+    for segs in [vec![head.clone(), tail.clone()], vec![tail, head]] {
+        let frames = conn_frames(&c, &segs, true);
+        // SYN, SYN-ACK, ACK, then the two client segments.
+        let (first, completing) = (frames[3].0, frames[4].0);
+        let got = handshake_of(run(&frames), &c).expect("a handshake");
+        assert_eq!(got.ja4, c.expected.ja4);
+        assert_eq!(
+            got.ts,
+            Some(completing),
+            "not the first segment's {first:?}"
+        );
+    }
+}

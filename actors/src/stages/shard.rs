@@ -70,7 +70,8 @@ impl Fault {
 #[error("shard failed")]
 pub struct ShardError;
 
-/// Batches between two publications of the shard's counters.
+/// Batches between two publications of the shard's counters (at the latest: they are also
+/// published on each expiry tick).
 const PUBLISH_EVERY: u64 = 64;
 
 /// Records gathered before they are sent on: one scheduler hop per many flows. An expiry
@@ -183,7 +184,9 @@ impl Stage for ShardStage {
                     }
                 }
                 self.batches += 1;
-                if self.batches.is_multiple_of(PUBLISH_EVERY) {
+                // Also on each expiry tick (a second of packet time), so the counters of a
+                // quiet live link do not wait for 64 batches.
+                if ticked || self.batches.is_multiple_of(PUBLISH_EVERY) {
                     self.publish();
                 }
                 self.flush(out, ticked);

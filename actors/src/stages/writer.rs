@@ -181,10 +181,14 @@ impl Stage for WriterStage {
                 return Ok(());
             }
         };
-        if let Err(e) = result {
-            self.failed = true;
-            drop(output);
-            self.shared.finish(Err(e));
+        drop(output);
+        match result {
+            // Per batch, so a live pipeline (which never ends) shows what it has stored.
+            Ok(()) => self.board.lock().records_written = self.records,
+            Err(e) => {
+                self.failed = true;
+                self.shared.finish(Err(e));
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use super::FingerprintSet;
 use crate::fingerprint::ja3::{ja3, ja3s, md5_hex};
 use crate::fingerprint::ja4::{ja4, ja4s, JaTransport};
 use crate::fingerprint::tls::{version_name, ClientHello, ServerHello};
-use flowmesh_schemas::{CertificateInfo, Handshake};
+use flowmesh_schemas::{CertificateInfo, Handshake, Timestamp};
 
 /// The handshakes of one flow, in ClientHello order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,12 +23,19 @@ pub struct HandshakeLog {
     last_answered: Option<usize>,
     /// ClientHellos parsed (malformed ones excluded).
     parsed_client_hellos: usize,
+    /// Timestamp of the packet being parsed, given to the entries it creates.
+    now: Option<Timestamp>,
 }
 
 impl HandshakeLog {
     /// The entries so far.
     pub fn entries(&self) -> &[Handshake] {
         &self.entries
+    }
+
+    /// Sets the timestamp of the packet whose bytes are parsed next.
+    pub fn at(&mut self, ts: Timestamp) {
+        self.now = Some(ts);
     }
 
     /// Takes the entries, leaving the log empty.
@@ -50,6 +57,7 @@ impl HandshakeLog {
             (None, None)
         };
         self.entries.push(Handshake {
+            ts: self.now,
             sni: ch.sni.clone(),
             alpn: ch.alpn.clone(),
             ja3: ja3_str,
@@ -68,6 +76,7 @@ impl HandshakeLog {
     /// Records a ClientHello that could not be parsed: no client fingerprint, the reason kept.
     pub fn malformed_client_hello(&mut self, reason: &str) {
         self.entries.push(Handshake {
+            ts: self.now,
             client_hello_error: Some(reason.to_owned()),
             ..Handshake::default()
         });
@@ -77,7 +86,10 @@ impl HandshakeLog {
     /// unanswered ClientHello.
     pub fn server_hello(&mut self, sh: &ServerHello, transport: JaTransport, fps: FingerprintSet) {
         if self.next_answer >= self.entries.len() {
-            self.entries.push(Handshake::default());
+            self.entries.push(Handshake {
+                ts: self.now,
+                ..Handshake::default()
+            });
         }
         let i = self.next_answer;
         self.next_answer += 1;

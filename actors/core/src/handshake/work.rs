@@ -68,6 +68,8 @@ pub enum HandshakeOp {
         start: u32,
         /// Number of bytes.
         len: u32,
+        /// Timestamp of the packet that made the bytes available.
+        ts: Timestamp,
     },
     /// The shard stopped inspecting. If the session has not finished, `incomplete` (if any)
     /// is counted and, with `abort`, the session counts what it left incomplete.
@@ -120,8 +122,9 @@ impl HandshakeBatch {
         self.ops.is_empty()
     }
 
-    /// Appends `data` as the next bytes of one direction of session `serial`.
-    pub fn push_data(&mut self, serial: u64, from_client: bool, data: &[u8]) {
+    /// Appends `data`, made available by a packet at `ts`, as the next bytes of one
+    /// direction of session `serial`.
+    pub fn push_data(&mut self, serial: u64, from_client: bool, data: &[u8], ts: Timestamp) {
         if data.is_empty() {
             return;
         }
@@ -137,6 +140,7 @@ impl HandshakeBatch {
             from_client,
             start,
             len,
+            ts,
         });
     }
 }

@@ -18,7 +18,7 @@ use super::work::{
     FlowIdent, HandshakeBatch, HandshakeEvent, HandshakeOp, HelloSeen, InspectionUpdate, SessionId,
 };
 use super::{FingerprintSet, HandshakeLog, HandshakeSession, Registry, SessionCounts};
-use flowmesh_schemas::FlowRecord;
+use flowmesh_schemas::{FlowRecord, Timestamp};
 use rustc_hash::FxHashMap;
 
 /// Limits and settings of a worker.
@@ -169,10 +169,11 @@ impl HandshakeWorker {
                     from_client,
                     start,
                     len,
+                    ts,
                 } => {
                     let (s, l) = (start as usize, len as usize);
                     let data = bytes.get(s..s.saturating_add(l)).unwrap_or(&[]);
-                    self.feed(id(serial), from_client, data, out);
+                    self.feed(id(serial), from_client, data, ts, out);
                 }
                 HandshakeOp::Stop {
                     serial,
@@ -244,7 +245,14 @@ impl HandshakeWorker {
         );
     }
 
-    fn feed(&mut self, id: SessionId, from_client: bool, data: &[u8], out: &mut WorkerOutput) {
+    fn feed(
+        &mut self,
+        id: SessionId,
+        from_client: bool,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut WorkerOutput,
+    ) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -254,6 +262,7 @@ impl HandshakeWorker {
         if !parser.wants(from_client) {
             return;
         }
+        s.log.at(ts);
         parser.feed(from_client, data, &mut s.log, &mut self.stats.sessions);
         let finished = parser.is_finished();
         let wants = (parser.wants(true), parser.wants(false));

@@ -246,7 +246,7 @@ impl FlowState {
             let stream = &mut insp.streams[d.index()];
             let new = stream.take_new();
             if let Some(batch) = cx.batch(session.worker) {
-                batch.push_data(session.serial, meta.is_from_client(d), new);
+                batch.push_data(session.serial, meta.is_from_client(d), new, meta.last_seen);
             }
             stream.compact(cx.budget);
         }
@@ -287,7 +287,12 @@ impl FlowState {
             return;
         }
         if let Some(batch) = cx.batch(session.worker) {
-            batch.push_data(session.serial, meta.is_from_client(side), pkt.payload);
+            batch.push_data(
+                session.serial,
+                meta.is_from_client(side),
+                pkt.payload,
+                meta.last_seen,
+            );
         }
         insp.forwarded[s] = insp.forwarded[s].saturating_add(pkt.payload.len());
         if insp.forwarded[s] >= cx.reassembly.depth as usize {
