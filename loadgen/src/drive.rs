@@ -133,12 +133,10 @@ impl Reading {
             .unwrap_or(0)
     }
 
-    fn taken(&self) -> u64 {
-        self.capture(&["frames"])
-    }
-
-    fn bypassed(&self) -> u64 {
-        self.capture(&["xdp", "bypassed_packets"])
+    /// How much the capture counter at `path` grew since `before` (0 if it went back: the
+    /// daemon restarted).
+    fn since(&self, before: &Reading, path: &[&str]) -> u64 {
+        self.capture(path).saturating_sub(before.capture(path))
     }
 
     fn dropped(&self) -> BTreeMap<String, u64> {
@@ -153,7 +151,9 @@ impl Reading {
     /// Frames taken, bypassed or dropped, records and handshakes stored: all that moves.
     fn progress(&self) -> (u64, u64, u64) {
         (
-            self.taken() + self.bypassed() + self.dropped().values().sum::<u64>(),
+            self.capture(&["frames"])
+                + self.capture(&["xdp", "bypassed_packets"])
+                + self.dropped().values().sum::<u64>(),
             self.capture(&["records"]),
             self.capture(&["handshakes"]),
         )
@@ -253,9 +253,9 @@ fn wait_until_final(
         if p != last.0 {
             last = (p, Instant::now());
         }
-        let frames_done = p.0 - start.0 >= sent.frames_sent;
+        let frames_done = p.0.saturating_sub(start.0) >= sent.frames_sent;
         let done = match opts.expected_handshakes {
-            Some(want) => frames_done && p.2 - start.2 >= want,
+            Some(want) => frames_done && p.2.saturating_sub(start.2) >= want,
             None => last.1.elapsed() >= opts.settle,
         };
         if done || Instant::now() >= deadline {
@@ -273,8 +273,8 @@ fn report(
     settle: Duration,
     opts: &DriveOptions,
 ) -> DaemonReport {
-    let taken = after.taken() - before.taken();
-    let bypassed = after.bypassed() - before.bypassed();
+    let taken = after.since(before, &["frames"]);
+    let bypassed = after.since(before, &["xdp", "bypassed_packets"]);
     let was = before.dropped();
     let dropped: BTreeMap<String, u64> = after
         .dropped()
@@ -285,11 +285,11 @@ fn report(
         })
         .collect();
     let accounted = taken + bypassed + dropped.values().sum::<u64>();
-    let bytes = prom::sum(&after.metrics, "flowmesh_capture_bytes_total")
-        - prom::sum(&before.metrics, "flowmesh_capture_bytes_total")
-        + (after.capture(&["xdp", "bypassed_bytes"]) - before.capture(&["xdp", "bypassed_bytes"]))
-            as f64;
-    let handshakes = after.capture(&["handshakes"]) - before.capture(&["handshakes"]);
+    let bytes = (prom::sum(&after.metrics, "flowmesh_capture_bytes_total")
+        - prom::sum(&before.metrics, "flowmesh_capture_bytes_total"))
+    .max(0.0)
+        + after.since(before, &["xdp", "bypassed_bytes"]) as f64;
+    let handshakes = after.since(before, &["handshakes"]);
     let per_s = |v: f64| {
         if sent.elapsed_s > 0.0 {
             v / sent.elapsed_s
@@ -304,7 +304,7 @@ fn report(
         frames_unaccounted: sent.frames_sent.saturating_sub(accounted),
         packets_per_s: per_s((taken + bypassed) as f64),
         gbit_per_s: per_s(bytes * 8.0 / 1e9),
-        records: after.capture(&["records"]) - before.capture(&["records"]),
+        records: after.since(before, &["records"]),
         handshakes,
         handshakes_expected: opts.expected_handshakes,
         handshakes_per_s: per_s(handshakes as f64),
