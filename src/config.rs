@@ -11,6 +11,7 @@ use flowmesh_core::flow::FlowTableConfig;
 use flowmesh_core::handshake::{FingerprintSet, WorkerConfig};
 use flowmesh_core::reassembly::ReassemblyConfig;
 use flowmesh_core::shard::ShardConfig;
+use flowmesh_schemas::Timestamp;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -228,7 +229,7 @@ impl Default for FlowTimeouts {
     /// The flow table's own defaults (what `replay` uses).
     fn default() -> Self {
         let t = FlowTableConfig::default();
-        let s = |ns: i64| u32::try_from(ns / 1_000_000_000).unwrap_or(u32::MAX);
+        let s = |ns: i64| u32::try_from(ns / Timestamp::NANOS_PER_SEC).unwrap_or(u32::MAX);
         FlowTimeouts {
             tcp_new_s: s(t.tcp_new_timeout_ns),
             tcp_established_s: s(t.tcp_established_timeout_ns),
@@ -243,7 +244,7 @@ impl Default for FlowTimeouts {
 impl FlowTimeouts {
     /// A flow table of `capacity` flows with these timeouts.
     fn table(&self, capacity: usize) -> FlowTableConfig {
-        let ns = |s: u32| i64::from(s) * 1_000_000_000;
+        let ns = |s: u32| i64::from(s) * Timestamp::NANOS_PER_SEC;
         FlowTableConfig {
             capacity,
             tcp_new_timeout_ns: ns(self.tcp_new_s),
@@ -603,6 +604,19 @@ mod tests {
         assert_eq!(c.capture.source, Source::Spool);
         assert_eq!(c.storage.sync, Sync::Wal);
         assert!(c.pipeline.fingerprint_set().is_ok());
+    }
+
+    #[test]
+    fn embedded_flow_timeouts_are_the_flow_tables_so_run_and_replay_agree() {
+        let t = Config::embedded().pipeline.timeouts;
+        assert_eq!(t, FlowTimeouts::default());
+        assert_eq!(
+            t.table(7),
+            FlowTableConfig {
+                capacity: 7,
+                ..FlowTableConfig::default()
+            }
+        );
     }
 
     #[test]

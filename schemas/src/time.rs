@@ -20,6 +20,17 @@ impl Timestamp {
         )
     }
 
+    /// The wall clock now (live capture's arrival times, times relative to the present).
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_parts(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        )
+    }
+
     /// Nanoseconds since the epoch.
     pub fn as_nanos(self) -> i64 {
         self.0

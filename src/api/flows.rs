@@ -247,7 +247,7 @@ pub async fn top(
     let since = match time_param("since", &params.since)? {
         Some(t) => t,
         None => until
-            .unwrap_or_else(super::now)
+            .unwrap_or_else(Timestamp::now)
             .add_nanos(-DEFAULT_TOP_WINDOW_NS),
     };
     let limit =

@@ -18,7 +18,6 @@ use std::time::Instant;
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flowmesh_actors::storage::FlowStore;
-use flowmesh_schemas::Timestamp;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
@@ -75,17 +74,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
 ];
-
-/// The time now, for defaults relative to it.
-pub fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_parts(
-        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        d.subsec_nanos(),
-    )
-}
 
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok()

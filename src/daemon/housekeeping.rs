@@ -73,7 +73,7 @@ fn retention(store: &FlowStore, max_age_hours: u64, max_size_mb: u64) {
     if max_age.is_none() && max_bytes.is_none() {
         return;
     }
-    match store.apply_retention(crate::api::now(), max_age, max_bytes) {
+    match store.apply_retention(flowmesh_schemas::Timestamp::now(), max_age, max_bytes) {
         Ok(report) => {
             if report.size_rounds > 0 {
                 counter!("flowmesh_storage_retention_size_rounds_total")

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use flowmesh_actors::batch::MappedInput;
 use flowmesh_actors::pipeline::{replay, ReplayError};
@@ -173,16 +173,14 @@ impl RecordSink for StoreSink {
 /// Observes, for each handshake of `records` (just committed), the time from the packet
 /// that completed its ClientHello to now.
 fn observe_record_latency(records: &[FlowRecord]) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let now = Timestamp::now();
     let latency = histogram!("flowmesh_handshake_record_latency_seconds");
     for ts in records
         .iter()
         .flat_map(|r| &r.handshakes)
         .filter_map(|h| h.ts)
     {
-        latency.record(Timestamp(now).nanos_since(ts) as f64 / 1e9);
+        latency.record(now.nanos_since(ts) as f64 / 1e9);
     }
 }
 

@@ -15,7 +15,7 @@ use flowmesh_schemas::{FlowKey, Timestamp};
 
 use super::afpacket::{interface_still_there, INTERFACE_CHECK};
 use super::filter::CaptureFilter;
-use super::live::{wall_clock, BypassFactory, FrameSource, KernelCounters, LiveInput};
+use super::live::{BypassFactory, FrameSource, KernelCounters, LiveInput};
 use super::xdp::{mono_to_timestamp, BypassMap, XdpCapture, XdpConfig, XdpError, XdpSocket};
 
 /// Frames a socket hands over per poll at most.
@@ -66,7 +66,7 @@ impl FrameSource for XdpSource {
     fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(Frame<'_>)) -> io::Result<usize> {
         let mut ts: Option<Timestamp> = None;
         let mut deliver = |data: &[u8]| {
-            let ts = *ts.get_or_insert_with(wall_clock);
+            let ts = *ts.get_or_insert_with(Timestamp::now);
             f(Frame {
                 ts,
                 link: LinkType::Ethernet,

@@ -19,7 +19,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use flowmesh_core::capture::Frame;
 use flowmesh_core::decode::DecodeConfig;
@@ -152,17 +152,6 @@ fn new_batch() -> PacketBatch {
     PacketBatch::with_capacity_bytes(BATCH_FRAMES, BATCH_BYTES)
 }
 
-/// Now, as a capture timestamp.
-pub(crate) fn wall_clock() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_parts(
-        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        d.subsec_nanos(),
-    )
-}
-
 struct Reader {
     index: usize,
     router: Router,
@@ -186,7 +175,7 @@ impl Reader {
             match polled {
                 Ok(0) => {
                     // A quiet link: time still passes for idle flows.
-                    if let Some(now) = self.clock.observe(wall_clock()) {
+                    if let Some(now) = self.clock.observe(Timestamp::now()) {
                         for b in &mut self.batches {
                             b.push_tick(now);
                         }
