@@ -184,6 +184,8 @@ pub struct CaptureConfig {
     pub spool_settle_ms: u64,
     /// Fate of an ingested spool file.
     pub spool_after: SpoolAfter,
+    /// Live capture stores interim records at handshake time.
+    pub interim_records: bool,
 }
 
 /// `[pipeline]`.

@@ -100,7 +100,7 @@ impl fmt::Display for Summary<'_> {
             s.bytes as f64 * 8.0 / secs / 1e9,
             shards,
         )?;
-        let ended: Vec<String> = EndReason::ALL
+        let ended: Vec<String> = EndReason::ENDED
             .iter()
             .zip(s.records)
             .map(|(r, n)| format!("{}={n}", r.as_str()))

@@ -40,7 +40,7 @@ pub struct ReplayConfig {
     pub shards: usize,
     /// Handshake workers (at least 1).
     pub workers: usize,
-    /// JSON encoders (at least 1).
+    /// JSON encoders (at least 1; a record sink gets one).
     pub encoders: usize,
     /// Frame decoding (the router's and the shards').
     pub decode: DecodeConfig,
@@ -163,7 +163,13 @@ async fn run(
 ) -> Result<Vec<StageCounters>, ReplayError> {
     let n = cfg.shards.max(1);
     let m = cfg.workers.max(1);
-    let k = cfg.encoders.max(1);
+    // Records for a sink pass through the encoders untouched: one is enough, and it keeps
+    // each flow's records (an interim one, then the final one) in the order made.
+    let k = if output.wants_json() {
+        cfg.encoders.max(1)
+    } else {
+        1
+    };
     let (on_failure, mut fail_rx) = failure_channel();
     let (done_tx, done_rx) = oneshot::channel();
     let stage = |name: &'static str| StageConfig {

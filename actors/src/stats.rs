@@ -168,8 +168,10 @@ pub struct Board {
     pub workers: Vec<Lives<WorkerStats>>,
     /// Handshake events the scheduler received.
     pub events: u64,
-    /// Records written by the sink.
+    /// Final records written by the sink.
     pub records_written: u64,
+    /// Interim records (flows still open, end reason `open`) written by the sink.
+    pub interim_written: u64,
 }
 
 impl Board {

@@ -53,6 +53,7 @@ pub fn encode(record: &FlowRecord) -> Vec<u8> {
         EndReason::Idle => flow_record::EndReason::Idle,
         EndReason::Evicted => flow_record::EndReason::Evicted,
         EndReason::EndOfInput => flow_record::EndReason::EndOfInput,
+        EndReason::Open => flow_record::EndReason::Open,
     });
     r.set_community_id(record.community_id.as_str());
     r.set_conn_state(record.conn_state.as_str());
@@ -205,6 +206,7 @@ fn decode_aligned(mut bytes: &[u8]) -> Result<FlowRecord, CodecError> {
             flow_record::EndReason::Idle => EndReason::Idle,
             flow_record::EndReason::Evicted => EndReason::Evicted,
             flow_record::EndReason::EndOfInput => EndReason::EndOfInput,
+            flow_record::EndReason::Open => EndReason::Open,
         },
         community_id: r.get_community_id()?.to_str()?.to_owned(),
         conn_state: r.get_conn_state()?.to_str()?.to_owned(),
@@ -309,7 +311,7 @@ mod tests {
             proto: u8, l7 in prop_oneof![Just(None), Just(Some(L7::Tls)), Just(Some(L7::Quic))],
             v6: bool, a: [u8; 16], b: [u8; 16], cp: u16, sp: u16, vlan in proptest::option::of(0u16..4096),
             first: i64, last: i64, counts: [u64; 4], flags: [u8; 2],
-            reason in prop_oneof![Just(EndReason::Fin), Just(EndReason::Rst), Just(EndReason::Idle), Just(EndReason::Evicted), Just(EndReason::EndOfInput)],
+            reason in prop_oneof![Just(EndReason::Fin), Just(EndReason::Rst), Just(EndReason::Idle), Just(EndReason::Evicted), Just(EndReason::EndOfInput), Just(EndReason::Open)],
             cid in ".{0,40}", midstream: bool, handshakes in proptest::collection::vec(arb_handshake(), 0..3),
         ) -> FlowRecord {
             let ip = |x: [u8; 16]| if v6 { IpAddr::V6(Ipv6Addr::from(x)) } else { IpAddr::V4(Ipv4Addr::new(x[0], x[1], x[2], x[3])) };

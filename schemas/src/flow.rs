@@ -270,11 +270,14 @@ pub enum EndReason {
     Evicted,
     /// The input ended (end of file, shutdown) with the flow still open.
     EndOfInput,
+    /// The flow has not ended: an interim record, stored by live capture once the flow's
+    /// handshakes are fingerprinted and replaced (same flow id) by the final record.
+    Open,
 }
 
 impl EndReason {
-    /// Every reason, for counters and tests.
-    pub const ALL: [EndReason; 5] = [
+    /// Every reason a flow ends for (all but [`EndReason::Open`]), for counters and tests.
+    pub const ENDED: [EndReason; 5] = [
         EndReason::Fin,
         EndReason::Rst,
         EndReason::Idle,
@@ -290,6 +293,7 @@ impl EndReason {
             EndReason::Idle => "idle",
             EndReason::Evicted => "evicted",
             EndReason::EndOfInput => "end_of_input",
+            EndReason::Open => "open",
         }
     }
 }

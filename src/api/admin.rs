@@ -131,6 +131,8 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         "process": process_memory(),
         "store": {
             "records_written": stored.records_written,
+            "open_records": stored.open_records,
+            "open_evicted": stored.open_evicted,
             "next_seq": stored.next_seq,
             "families": families,
         },
@@ -214,6 +216,7 @@ fn live(s: &LiveStatus) -> serde_json::Value {
         },
         "kernel_received": c.kernel.received,
         "records": s.records,
+        "interim_records": s.interim_records,
         "handshakes": s.handshakes,
         "readers": readers,
         "xdp": s.xdp.map(|x| json!({

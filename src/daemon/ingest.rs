@@ -23,7 +23,7 @@ use flowmesh_actors::pipeline::{replay, ReplayError};
 use flowmesh_actors::runtime::StageCounters;
 use flowmesh_actors::stages::{Output, RecordSink};
 use flowmesh_actors::storage::FlowStore;
-use flowmesh_schemas::{FlowRecord, Timestamp};
+use flowmesh_schemas::{EndReason, FlowRecord, Handshake, Timestamp};
 use metrics::{counter, histogram};
 use serde::Serialize;
 use thiserror::Error;
@@ -157,29 +157,46 @@ impl StoreSink {
 impl RecordSink for StoreSink {
     fn write(&mut self, records: &[FlowRecord]) -> std::io::Result<()> {
         let started = Instant::now();
-        self.store.write(records).map_err(std::io::Error::other)?;
+        let written = self
+            .store
+            .write_records(records)
+            .map_err(std::io::Error::other)?;
         histogram!("flowmesh_storage_write_seconds").record(started.elapsed().as_secs_f64());
         counter!("flowmesh_storage_records_total").increment(records.len() as u64);
-        let handshakes: usize = records.iter().map(|r| r.handshakes.len()).sum();
+        let interim = records
+            .iter()
+            .filter(|r| r.end_reason == EndReason::Open)
+            .count();
+        if interim > 0 {
+            counter!("flowmesh_storage_interim_records_total").increment(interim as u64);
+        }
+        let new = || new_handshakes(records, &written.stored_before);
         self.handshakes
-            .fetch_add(handshakes as u64, Ordering::Relaxed);
+            .fetch_add(new().count() as u64, Ordering::Relaxed);
         if self.wall_clock {
-            observe_record_latency(records);
+            observe_record_latency(new());
         }
         Ok(())
     }
 }
 
-/// Observes, for each handshake of `records` (just committed), the time from the packet
-/// that completed its ClientHello to now.
-fn observe_record_latency(records: &[FlowRecord]) {
+/// The handshakes of `records` that an interim record of their flow had not stored yet.
+fn new_handshakes<'a>(
+    records: &'a [FlowRecord],
+    stored_before: &'a [usize],
+) -> impl Iterator<Item = &'a Handshake> + 'a {
+    records
+        .iter()
+        .zip(stored_before)
+        .flat_map(|(r, &before)| r.handshakes.iter().skip(before))
+}
+
+/// Observes, for each handshake just stored, the time from the packet that completed its
+/// ClientHello to now.
+fn observe_record_latency<'a>(handshakes: impl Iterator<Item = &'a Handshake>) {
     let now = Timestamp::now();
     let latency = histogram!("flowmesh_handshake_record_latency_seconds");
-    for ts in records
-        .iter()
-        .flat_map(|r| &r.handshakes)
-        .filter_map(|h| h.ts)
-    {
+    for ts in handshakes.filter_map(|h| h.ts) {
         latency.record(now.nanos_since(ts) as f64 / 1e9);
     }
 }

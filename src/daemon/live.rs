@@ -26,7 +26,7 @@ use flowmesh_actors::capture::{FrameSource, LiveInput};
 use flowmesh_actors::pipeline::{run_pipeline, Input, ReplayConfig};
 use flowmesh_actors::runtime::StageCounters;
 use flowmesh_actors::stages::Output;
-use flowmesh_actors::stats::CaptureStats;
+use flowmesh_actors::stats::{Board, CaptureStats};
 use flowmesh_actors::storage::FlowStore;
 
 use super::background::sleep_unless;
@@ -58,9 +58,11 @@ pub struct LiveStatus {
     pub filter: Option<String>,
     /// Capture counters (frames, drops by reason, the kernel's counters).
     pub capture: CaptureStats,
-    /// Flow records stored.
+    /// Final flow records stored.
     pub records: u64,
-    /// Handshakes in the stored records.
+    /// Interim records stored (flows still open; replaced by their final records).
+    pub interim_records: u64,
+    /// Handshakes stored (each once, whether first in an interim or a final record).
     pub handshakes: u64,
     /// The pipeline's stages.
     pub stages: Vec<StageCounters>,
@@ -82,21 +84,18 @@ pub struct LiveStatus {
 struct Earlier {
     capture: CaptureStats,
     records: u64,
+    interim_records: u64,
     handshakes: u64,
     xdp: Option<XdpCounters>,
 }
 
 impl LiveStatus {
-    /// Sets the counters to the earlier lives' plus what the running one counted.
-    fn set_counts(
-        &mut self,
-        capture: &CaptureStats,
-        records: u64,
-        handshakes: u64,
-        xdp: Option<XdpCounters>,
-    ) {
-        self.capture = capture.after(&self.earlier.capture);
-        self.records = self.earlier.records + records;
+    /// Sets the counters to the earlier lives' plus what the running one counted: the
+    /// pipeline's `board`, the handshakes its sink stored and the XDP program's counters.
+    fn set_counts(&mut self, board: &Board, handshakes: u64, xdp: Option<XdpCounters>) {
+        self.capture = board.capture.after(&self.earlier.capture);
+        self.records = self.earlier.records + board.records_written;
+        self.interim_records = self.earlier.interim_records + board.interim_written;
         self.handshakes = self.earlier.handshakes + handshakes;
         if let Some(x) = xdp {
             let mut total = self.earlier.xdp.unwrap_or_default();
@@ -110,6 +109,7 @@ impl LiveStatus {
         self.earlier = Earlier {
             capture: self.capture.clone(),
             records: self.records,
+            interim_records: self.interim_records,
             handshakes: self.handshakes,
             xdp: self.xdp,
         };
@@ -197,11 +197,12 @@ impl LiveCapture {
             .fingerprint_set()
             .map_err(anyhow::Error::msg)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let pipeline = ReplayConfig {
+        let mut pipeline = ReplayConfig {
             stop: Some(Arc::clone(&stop)),
             shard_queue: SHARD_QUEUE,
             ..config.pipeline.replay_config(fingerprints)
         };
+        pipeline.shard.interim_records = capture.interim_records;
         let status = Arc::new(Mutex::new(LiveStatus {
             source: capture.source.as_str(),
             interface: capture.interface.clone(),
@@ -317,31 +318,24 @@ fn run(
             Arc::clone(&handshakes),
         );
         let xdp = xdp.clone();
-        Box::new(
-            move |board: &flowmesh_actors::stats::Board, stages: &[StageCounters]| {
-                let xdp_counters = xdp.as_ref().and_then(|x| {
-                    x.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .counters()
-                        .ok()
-                });
-                {
-                    let mut m = metrics.lock().unwrap_or_else(PoisonError::into_inner);
-                    m.publish(board, stages);
-                    if let Some(c) = &xdp_counters {
-                        m.publish_xdp(c);
-                    }
+        Box::new(move |board: &Board, stages: &[StageCounters]| {
+            let xdp_counters = xdp.as_ref().and_then(|x| {
+                x.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .counters()
+                    .ok()
+            });
+            {
+                let mut m = metrics.lock().unwrap_or_else(PoisonError::into_inner);
+                m.publish(board, stages);
+                if let Some(c) = &xdp_counters {
+                    m.publish_xdp(c);
                 }
-                let mut s = lock(&status);
-                s.set_counts(
-                    &board.capture,
-                    board.records_written,
-                    handshakes.load(Ordering::Relaxed),
-                    xdp_counters,
-                );
-                s.stages = stages.to_vec();
-            },
-        )
+            }
+            let mut s = lock(&status);
+            s.set_counts(board, handshakes.load(Ordering::Relaxed), xdp_counters);
+            s.stages = stages.to_vec();
+        })
     };
     let output = Output::Records(Box::new(StoreSink::live(store, Arc::clone(&handshakes))));
     let result = run_pipeline(
@@ -364,12 +358,7 @@ fn run(
             m.publish(&report.board, &report.stages);
             m.finish(&report.stages);
             let capture = &report.board.capture;
-            s.set_counts(
-                capture,
-                report.board.records_written,
-                handshakes.load(Ordering::Relaxed),
-                final_xdp,
-            );
+            s.set_counts(&report.board, handshakes.load(Ordering::Relaxed), final_xdp);
             s.stages = report.stages;
             // A reader that failed ended the capture early: say so loudly, in the log and
             // in /api/v1/stats.

@@ -393,3 +393,124 @@ fn loadgen_bench_drives_a_live_daemon() {
     }
     assert_eq!(stamped, want.handshakes);
 }
+
+/// The flow a record belongs to: Community ID and VLAN (a capture's flows differ in them).
+fn flow_name(r: &Value) -> String {
+    format!("{} {}", r["community_id"], r["vlan"])
+}
+
+/// With flow timeouts longer than the test, nothing ends while it runs: every handshake
+/// the daemon has is in an interim record (`end_reason` "open"), queryable by its JA4, with
+/// the handshakes `replay` finds for that flow. At shutdown every flow's final record
+/// replaces its interim one under the same `flow_id`, and the store then equals replay.
+#[test]
+fn handshakes_are_queryable_while_their_flows_are_open() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = capture(dir.path());
+    let expected: Vec<Value> = replay(std::slice::from_ref(&pcap), &[]);
+    let net = TestNet::create(None, 1).expect("test network");
+    let data = dir.path().join("data");
+    let config = format!(
+        "{}[pipeline.timeouts]\ntcp_new_s = 600\ntcp_established_s = 600\ntcp_closed_s = 600\nudp_new_s = 600\nudp_established_s = 600\n",
+        live_config("afpacket", &net, "")
+    );
+    let capture_ns = net.capture_ns.clone();
+    let (open, capture, stored) = TestNet::run_in(&capture_ns, move || {
+        let d = Daemon::start(&data, &config);
+        let sent = play(&net, &pcap);
+        assert_eq!(accounted(&wait_for_frames(&d, Some(sent))), sent);
+        // The interim records follow the last handshakes by an expiry tick or so.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let capture = loop {
+            let capture = capture_settled(&d);
+            if capture["interim_records"].as_u64().unwrap_or(0) > 0 {
+                break capture;
+            }
+            assert!(Instant::now() < deadline, "no interim records: {capture}");
+        };
+        let open = d.flows("");
+        // Each JA4 finds its open flows through the index.
+        let mut by_ja4: std::collections::BTreeMap<&str, Vec<&Value>> = Default::default();
+        for o in &open {
+            for h in o["handshakes"].as_array().into_iter().flatten() {
+                if let Some(ja4) = h["ja4"].as_str() {
+                    by_ja4.entry(ja4).or_default().push(&o["flow_id"]);
+                }
+            }
+        }
+        assert!(!by_ja4.is_empty());
+        for (ja4, mut ids) in by_ja4 {
+            let found = d.flows(&format!("ja4={ja4}"));
+            let mut got: Vec<&Value> = found.iter().map(|f| &f["flow_id"]).collect();
+            let key = |v: &&Value| v.to_string();
+            ids.sort_by_key(key);
+            ids.dedup();
+            got.sort_by_key(key);
+            assert_eq!(got, ids, "flows with JA4 {ja4}");
+        }
+        assert!(d.stop().success());
+        let d = Daemon::start(&data, ALL_FINGERPRINTS);
+        (open, capture, d.flows(""))
+    })
+    .expect("capture namespace");
+    assert_eq!(capture["records"], 0, "no flow ended yet: {capture}");
+    // One per flow, more where a flow's later ClientHello was answered too.
+    assert!(
+        capture["interim_records"].as_u64() >= Some(open.len() as u64),
+        "{capture}"
+    );
+    let by_flow: std::collections::HashMap<String, &Value> =
+        expected.iter().map(|r| (flow_name(r), r)).collect();
+    let mut handshakes = 0;
+    for o in &open {
+        assert_eq!(o["end_reason"], "open", "{o}");
+        let r = by_flow.get(&flow_name(o)).expect("a flow replay knows");
+        // What is known once the server answers (certificates may come later).
+        let strip = |v: &Value| {
+            let mut hs = timeless(&serde_json::json!({ "handshakes": v["handshakes"] }));
+            for h in hs["handshakes"].as_array_mut().into_iter().flatten() {
+                h["certificates"] = Value::Null;
+            }
+            hs
+        };
+        assert_eq!(strip(o), strip(r), "interim handshakes of {o}");
+        assert_eq!((&o["client_ip"], &o["l7"]), (&r["client_ip"], &r["l7"]));
+        handshakes += o["handshakes"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(capture["handshakes"].as_u64(), Some(handshakes as u64));
+    // Every handshake the profile makes is answered (its loss is retransmitted).
+    let want: usize = expected
+        .iter()
+        .map(|r| r["handshakes"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(handshakes, want);
+    // After shutdown: the final records, each under its interim record's id.
+    assert_eq!(
+        sorted(stored.iter().map(timeless)),
+        sorted(expected.iter().map(timeless))
+    );
+    let ids: std::collections::HashMap<&Value, &Value> =
+        stored.iter().map(|f| (&f["flow_id"], f)).collect();
+    for o in &open {
+        let f = ids.get(&o["flow_id"]).expect("the interim record's id");
+        assert_ne!(f["end_reason"], "open", "{f}");
+        assert_eq!(flow_name(f), flow_name(o));
+    }
+}
+
+/// The capture counters once the interim records stored have not changed for 1.5 s (an
+/// expiry tick and a record batch).
+fn capture_settled(d: &Daemon) -> Value {
+    let mut last = d.get("/api/v1/stats").body["capture"].clone();
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = d.get("/api/v1/stats").body["capture"].clone();
+        if now["interim_records"] == last["interim_records"] {
+            return now;
+        }
+        last = now;
+    }
+}

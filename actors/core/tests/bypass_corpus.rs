@@ -15,7 +15,7 @@ use flowmesh_core::shard::{Inline, KernelBypass, KernelCounts, ShardConfig};
 use flowmesh_schemas::{FlowKey, FlowRecord, Timestamp};
 
 mod common;
-use common::pcaps_dir;
+use common::corpus_captures;
 
 type Kernel = Arc<Mutex<HashMap<FlowKey, KernelCounts>>>;
 
@@ -111,17 +111,8 @@ fn sorted(mut r: Vec<FlowRecord>) -> Vec<String> {
 
 #[test]
 fn bypassed_flows_keep_exact_records_on_every_capture() {
-    let dir = pcaps_dir();
     let mut total_bypassed = 0;
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    names.sort();
-    assert!(!names.is_empty());
-    for path in names {
+    for path in corpus_captures() {
         let bytes = std::fs::read(&path).expect("read");
         let (plain, none) = run(&bytes, None);
         assert_eq!(none, 0);

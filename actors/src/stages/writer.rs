@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flowmesh_schemas::FlowRecord;
+use flowmesh_schemas::{EndReason, FlowRecord};
 
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -27,7 +27,8 @@ pub enum WriterItem {
         /// How many records they hold.
         records: u64,
     },
-    /// Records for a [`RecordSink`].
+    /// Records for a [`RecordSink`], a flow's interim record (end reason `open`) ahead of
+    /// its final one.
     Records(Vec<FlowRecord>),
     /// One encoder has sent everything.
     EndOfInput,
@@ -40,7 +41,8 @@ pub struct WriterError;
 
 /// Stores whole flow records (the daemon's flow store).
 pub trait RecordSink: Send {
-    /// Stores `records`; returns once they are committed.
+    /// Stores `records`; returns once they are committed. A flow's interim record comes
+    /// before its final one, in this batch or an earlier one.
     fn write(&mut self, records: &[FlowRecord]) -> io::Result<()>;
 }
 
@@ -129,6 +131,7 @@ pub struct WriterStage {
     encoders: usize,
     ended: usize,
     records: u64,
+    interim: u64,
     failed: bool,
     board: StatsBoard,
 }
@@ -141,9 +144,18 @@ impl WriterStage {
             encoders,
             ended: 0,
             records: 0,
+            interim: 0,
             failed: false,
             board,
         }
+    }
+}
+
+impl WriterStage {
+    fn publish(&self) {
+        let mut board = self.board.lock();
+        board.records_written = self.records;
+        board.interim_written = self.interim;
     }
 }
 
@@ -166,7 +178,12 @@ impl Stage for WriterStage {
                 output.write_bytes(&bytes)
             }
             WriterItem::Records(records) => {
-                self.records += records.len() as u64;
+                let interim = records
+                    .iter()
+                    .filter(|r| r.end_reason == EndReason::Open)
+                    .count() as u64;
+                self.interim += interim;
+                self.records += records.len() as u64 - interim;
                 output.write_records(&records)
             }
             WriterItem::EndOfInput => {
@@ -174,7 +191,7 @@ impl Stage for WriterStage {
                 if self.ended < self.encoders {
                     return Ok(());
                 }
-                self.board.lock().records_written = self.records;
+                self.publish();
                 let flushed = output.flush();
                 drop(output);
                 self.shared.finish(flushed);
@@ -184,7 +201,7 @@ impl Stage for WriterStage {
         drop(output);
         match result {
             // Per batch, so a live pipeline (which never ends) shows what it has stored.
-            Ok(()) => self.board.lock().records_written = self.records,
+            Ok(()) => self.publish(),
             Err(e) => {
                 self.failed = true;
                 self.shared.finish(Err(e));

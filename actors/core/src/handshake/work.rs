@@ -8,7 +8,8 @@
 //!
 //! Invariants:
 //! - The ops of one flow reach its worker in the order the shard emitted them (one FIFO edge
-//!   per shard and worker); `Start` comes first and `End` last.
+//!   per shard and worker); `Start` comes first and `End` last, so a flow's interim record
+//!   (from `Snapshot`) leaves the worker before its final one.
 //! - A session is named by [`SessionId`]: shard, shard epoch (bumped when a shard restarts
 //!   with fresh state) and a serial unique within the epoch, so a restarted shard never
 //!   collides with sessions its previous life left behind.
@@ -80,6 +81,15 @@ pub enum HandshakeOp {
         incomplete: Option<&'static str>,
         /// Let the session report its incomplete hellos.
         abort: bool,
+    },
+    /// The flow's handshakes are answered and it goes on: the worker adds the handshakes to
+    /// `record` (end reason [`EndReason::Open`](flowmesh_schemas::EndReason::Open)) and
+    /// sends it on as an interim record, so the handshakes are stored before the flow ends.
+    Snapshot {
+        /// The session.
+        serial: u64,
+        /// The flow's record so far, without handshakes.
+        record: Box<FlowRecord>,
     },
     /// The flow ended: the worker completes the record with the handshakes and sends it on.
     /// With `abort`, an unfinished session first reports what it left incomplete.
@@ -158,6 +168,9 @@ pub struct InspectionUpdate {
     pub wants_server: bool,
     /// Nothing more can be learnt: stop inspecting.
     pub finished: bool,
+    /// A ServerHello just answered the last ClientHello: the flow's handshakes are known
+    /// as far as they go now (the shard may have an interim record stored).
+    pub answered: bool,
 }
 
 /// Which hello a handshake event reports.

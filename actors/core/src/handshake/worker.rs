@@ -18,7 +18,7 @@ use super::work::{
     FlowIdent, HandshakeBatch, HandshakeEvent, HandshakeOp, HelloSeen, InspectionUpdate, SessionId,
 };
 use super::{FingerprintSet, HandshakeLog, HandshakeSession, Registry, SessionCounts};
-use flowmesh_schemas::{FlowRecord, Timestamp};
+use flowmesh_schemas::{EndReason, FlowRecord, Timestamp};
 use rustc_hash::FxHashMap;
 
 /// Limits and settings of a worker.
@@ -50,6 +50,8 @@ pub struct WorkerStats {
     pub events: u64,
     /// Records completed.
     pub records: u64,
+    /// Interim records of flows still open (see [`HandshakeOp::Snapshot`]).
+    pub interim_records: u64,
     /// Malformed and incomplete handshakes, unusable data.
     pub sessions: SessionCounts,
     /// Sessions refused because the worker was full.
@@ -65,6 +67,7 @@ impl WorkerStats {
         self.handshakes += o.handshakes;
         self.events += o.events;
         self.records += o.records;
+        self.interim_records += o.interim_records;
         self.sessions.merge(&o.sessions);
         self.refused += o.refused;
         self.orphaned += o.orphaned;
@@ -78,7 +81,7 @@ pub struct WorkerOutput {
     pub updates: Vec<InspectionUpdate>,
     /// Handshake events, in the order they were learnt.
     pub events: Vec<HandshakeEvent>,
-    /// Completed flow records.
+    /// Completed flow records, and interim ones (end reason `open`) before them.
     pub records: Vec<FlowRecord>,
 }
 
@@ -185,6 +188,9 @@ impl HandshakeWorker {
                         report(s, out, &mut self.stats.events);
                     }
                 }
+                HandshakeOp::Snapshot { serial, record } => {
+                    self.snapshot(id(serial), *record, out);
+                }
                 HandshakeOp::End {
                     serial,
                     abort,
@@ -269,8 +275,10 @@ impl HandshakeWorker {
         if finished {
             s.parser = None;
         }
+        let answered = s.log.answered();
+        let newly_answered = answered > s.reported.1 && answered == s.log.entries().len();
         report(s, out, &mut self.stats.events);
-        if finished || wants != s.wants {
+        if finished || wants != s.wants || newly_answered {
             s.wants = wants;
             out.updates.push(InspectionUpdate {
                 slot: s.slot,
@@ -278,8 +286,24 @@ impl HandshakeWorker {
                 wants_client: wants.0 && !finished,
                 wants_server: wants.1 && !finished,
                 finished,
+                answered: newly_answered,
             });
         }
+    }
+
+    /// An interim record of a flow that goes on: its handshakes so far (none known: no
+    /// record, the final one will come).
+    fn snapshot(&mut self, id: SessionId, mut record: FlowRecord, out: &mut WorkerOutput) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        if s.log.entries().is_empty() {
+            return;
+        }
+        record.handshakes = s.log.entries().to_vec();
+        record.end_reason = EndReason::Open;
+        self.stats.interim_records += 1;
+        out.records.push(record);
     }
 
     fn end(&mut self, id: SessionId, abort: bool, mut record: FlowRecord, out: &mut WorkerOutput) {
@@ -304,6 +328,7 @@ fn refuse(id: SessionId, slot: u32, out: &mut WorkerOutput) {
         wants_client: false,
         wants_server: false,
         finished: true,
+        answered: false,
     });
 }
 

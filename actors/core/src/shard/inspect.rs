@@ -300,21 +300,25 @@ impl FlowState {
         }
     }
 
-    /// Applies a worker's update: drop the directions it no longer wants, or stop.
+    /// Applies a worker's update: drop the directions it no longer wants, or stop. Returns
+    /// the session when the update says its handshakes were just answered.
     pub fn apply(
         &mut self,
         meta: &FlowMeta,
         update: &InspectionUpdate,
         cx: &mut InspectContext<'_>,
-    ) {
-        if self.done || self.session.map(|s| s.serial) != Some(update.session.serial) {
-            return;
+    ) -> Option<SessionRef> {
+        let session = self.session.filter(|s| s.serial == update.session.serial)?;
+        let answered = update.answered.then_some(session);
+        if self.done {
+            return answered;
         }
         if update.finished {
-            return self.stop(cx);
+            self.stop(cx);
+            return answered;
         }
         let Some(insp) = self.inspection.as_deref_mut() else {
-            return;
+            return answered;
         };
         let client = meta.client.index();
         insp.wants[client] = update.wants_client;
@@ -324,6 +328,7 @@ impl FlowState {
                 stream.abandon(cx.budget);
             }
         }
+        answered
     }
 
     /// The flow ends: stops inspecting. Returns the flow's session and whether it was still

@@ -33,7 +33,7 @@ use crate::flow::{
 use crate::handshake::{HandshakeBatch, HandshakeOp, InspectionUpdate, Registry, SessionCounts};
 use crate::reassembly::{ReassemblyBudget, ReassemblyConfig, ReassemblyStats};
 use crate::stats::ReasonCounts;
-use flowmesh_schemas::{EndReason, FlowRecord, Timestamp, Transport};
+use flowmesh_schemas::{EndReason, FlowRecord, Timestamp, Transport, L7};
 use inspect::InspectContext;
 
 /// Everything that configures a shard.
@@ -62,6 +62,10 @@ pub struct ShardConfig {
     /// Shards in the pipeline (at least 1); with `workers`, decides which workers this
     /// shard hands sessions to.
     pub shards: u16,
+    /// Each time a flow's ClientHellos are all answered, emit an interim record of it (end reason
+    /// [`EndReason::Open`]) through its worker, before the final one (live capture: the
+    /// handshakes can be stored while the flow lasts).
+    pub interim_records: bool,
 }
 
 impl ShardConfig {
@@ -91,6 +95,7 @@ impl Default for ShardConfig {
             epoch: 0,
             workers: 1,
             shards: 1,
+            interim_records: false,
         }
     }
 }
@@ -104,7 +109,7 @@ pub struct ShardStats {
     pub bytes: u64,
     /// Frames dropped by the decoder, by reason.
     pub decode_drops: ReasonCounts,
-    /// Flow records emitted, by end reason (indexed like [`EndReason::ALL`]).
+    /// Flow records emitted, by end reason (indexed like [`EndReason::ENDED`]).
     pub records: [u64; 5],
     /// Shard-side inspection counters (capacity, truncated segments, caps hit before a
     /// protocol was recognised); the workers count the rest.
@@ -308,16 +313,30 @@ impl Shard {
     }
 
     /// Applies a worker's update about one of this shard's flows. Updates for other shards or
-    /// epochs, or for flows that have ended since, are ignored.
+    /// epochs, or for flows that have ended since, are ignored. With
+    /// [`ShardConfig::interim_records`], an update saying a flow's handshakes were just
+    /// answered asks its worker for an interim record.
     pub fn apply_update(&mut self, update: &InspectionUpdate, out: &mut ShardOutput) {
         let cfg = &self.parts.cfg;
         if update.session.shard != cfg.index || update.session.epoch != cfg.epoch {
             return;
         }
         if let Some(entry) = self.table.get_mut(update.slot) {
-            entry
-                .ext
-                .apply(&entry.meta, update, &mut self.parts.context(&mut out.work));
+            let answered =
+                entry
+                    .ext
+                    .apply(&entry.meta, update, &mut self.parts.context(&mut out.work));
+            if let Some(session) = answered.filter(|_| self.parts.cfg.interim_records) {
+                let record = self
+                    .parts
+                    .record(&entry.meta, entry.ext.l7, EndReason::Open);
+                if let Some(batch) = out.work.get_mut(usize::from(session.worker)) {
+                    batch.ops.push(HandshakeOp::Snapshot {
+                        serial: session.serial,
+                        record: Box::new(record),
+                    });
+                }
+            }
             self.parts.maybe_bypass(entry);
         }
     }
@@ -437,26 +456,16 @@ impl Parts {
         }
     }
 
-    /// Ends a flow: stops its inspection and emits its record, through the flow's worker
-    /// when it has a session (the worker adds the handshakes and counts what was left
-    /// incomplete).
-    fn end_flow(&mut self, entry: FlowEntry<FlowState>, reason: EndReason, out: &mut ShardOutput) {
-        let FlowEntry { mut meta, mut ext } = entry;
-        if ext.bypassed {
-            self.take_kernel_counts(&mut meta);
-        }
-        let (session, inspecting) = ext.end(&mut self.context(&mut out.work));
-        if let Some(i) = EndReason::ALL.iter().position(|r| *r == reason) {
-            self.stats.records[i] += 1;
-        }
+    /// The record of a flow as it stands, without handshakes (a worker adds them).
+    fn record(&self, meta: &FlowMeta, l7: Option<L7>, reason: EndReason) -> FlowRecord {
         let (c, s) = (meta.client.index(), meta.client.other().index());
         let (client, server) = match meta.client {
             Side::Lo => (meta.key.lo, meta.key.hi),
             Side::Hi => (meta.key.hi, meta.key.lo),
         };
-        let record = FlowRecord {
+        FlowRecord {
             transport: Transport::from_proto(meta.key.proto),
-            l7: ext.l7,
+            l7,
             client_ip: client.ip,
             client_port: client.port,
             server_ip: server.ip,
@@ -471,7 +480,7 @@ impl Parts {
             tcp_flags_c2s: meta.tcp_flags[c],
             tcp_flags_s2c: meta.tcp_flags[s],
             end_reason: reason,
-            conn_state: conn_state(&meta).to_owned(),
+            conn_state: conn_state(meta).to_owned(),
             community_id: community_id_v1(
                 self.cfg.community_id_seed,
                 client.ip,
@@ -482,7 +491,22 @@ impl Parts {
             ),
             midstream: meta.midstream,
             handshakes: Vec::new(),
-        };
+        }
+    }
+
+    /// Ends a flow: stops its inspection and emits its record, through the flow's worker
+    /// when it has a session (the worker adds the handshakes and counts what was left
+    /// incomplete).
+    fn end_flow(&mut self, entry: FlowEntry<FlowState>, reason: EndReason, out: &mut ShardOutput) {
+        let FlowEntry { mut meta, mut ext } = entry;
+        if ext.bypassed {
+            self.take_kernel_counts(&mut meta);
+        }
+        let (session, inspecting) = ext.end(&mut self.context(&mut out.work));
+        if let Some(i) = EndReason::ENDED.iter().position(|r| *r == reason) {
+            self.stats.records[i] += 1;
+        }
+        let record = self.record(&meta, ext.l7, reason);
         match session.and_then(|s| out.work.get_mut(usize::from(s.worker)).map(|b| (s, b))) {
             Some((s, batch)) => batch.ops.push(HandshakeOp::End {
                 serial: s.serial,

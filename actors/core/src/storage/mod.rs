@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod filter;
 pub mod keys;
+mod open;
 mod query;
 pub mod retention;
 pub mod store;
@@ -20,4 +21,4 @@ pub use engine::{EngineBatch, EngineError, Family, FamilySize, KvEngine, MemEngi
 pub use filter::{parse_cidr, FilterError, FlowFilter, Plan};
 pub use keys::{FlowId, FlowIdError, TopField};
 pub use retention::RetentionReport;
-pub use store::{Page, Store, StoreError, StoreStats, DEFAULT_SCAN_BUDGET};
+pub use store::{Page, Store, StoreError, StoreStats, Written, DEFAULT_SCAN_BUDGET};

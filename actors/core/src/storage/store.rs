@@ -13,10 +13,12 @@
 use super::engine::{read_u64_le, EngineBatch, EngineError, Family, FamilySize, KvEngine};
 use super::filter::FilterError;
 use super::keys::{self, FlowId, IndexKey, TopField};
+use super::open::{OpenRecords, Placement};
 use flowmesh_schemas::codec::{self, CodecError};
 use flowmesh_schemas::{FlowRecord, Timestamp};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The Meta key holding the next unused sequence number (little-endian u64).
 pub const META_NEXT_SEQ: &[u8] = b"next_seq";
@@ -54,11 +56,26 @@ pub struct Page {
     pub next_cursor: Option<FlowId>,
 }
 
+/// What one write stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Written {
+    /// The records' ids, in input order.
+    pub ids: Vec<FlowId>,
+    /// Per record, the handshakes an interim record of its flow had already stored (0 for
+    /// a new record): they were indexed and counted then.
+    pub stored_before: Vec<usize>,
+}
+
 /// What the store holds, as far as it and the engine know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Records written through this handle since it was opened.
+    /// Records written through this handle since it was opened (a record that replaced
+    /// its flow's interim record is not counted again).
     pub records_written: u64,
+    /// Open flows whose interim record is stored, awaiting their final record.
+    pub open_records: usize,
+    /// Open flows forgotten because too many were open (their final record got a new id).
+    pub open_evicted: u64,
     /// The next sequence number to be assigned.
     pub next_seq: u64,
     /// Approximate size of each family.
@@ -71,6 +88,7 @@ pub struct Store<E: KvEngine> {
     pub(super) engine: E,
     next_seq: AtomicU64,
     written: AtomicU64,
+    open: Mutex<OpenRecords>,
     pub(super) scan_budget: usize,
 }
 
@@ -90,6 +108,7 @@ impl<E: KvEngine> Store<E> {
             engine,
             next_seq: AtomicU64::new(meta.max(last)),
             written: AtomicU64::new(0),
+            open: Mutex::new(OpenRecords::default()),
             scan_budget: DEFAULT_SCAN_BUDGET,
         })
     }
@@ -105,21 +124,59 @@ impl<E: KvEngine> Store<E> {
         &self.engine
     }
 
-    /// Stores `records` in one atomic batch and returns their ids, in input order.
+    /// Stores `records` in one atomic batch and returns their ids, in input order (see
+    /// [`Store::write_records`]).
     pub fn write(&self, records: &[FlowRecord]) -> Result<Vec<FlowId>, StoreError> {
+        self.write_records(records).map(|w| w.ids)
+    }
+
+    /// Stores `records` in one atomic batch. An interim record
+    /// ([`EndReason::Open`](flowmesh_schemas::EndReason::Open)) and the later records of
+    /// its flow share one id: each replaces the one before, and only what it adds is
+    /// indexed and counted (the handshakes an interim record stored are its first ones).
+    pub fn write_records(&self, records: &[FlowRecord]) -> Result<Written, StoreError> {
         if records.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Written::default());
         }
         let n = records.len() as u64;
         let first = self.next_seq.fetch_add(n, Ordering::Relaxed);
+        let mut next = first;
+        let mut next_seq = || {
+            next += 1;
+            next - 1
+        };
         let mut batch = self.engine.batch();
-        let mut ids = Vec::with_capacity(records.len());
+        let mut written = Written {
+            ids: Vec::with_capacity(records.len()),
+            stored_before: Vec::with_capacity(records.len()),
+        };
         let mut enc = RecordEncoder::default();
-        for (i, record) in records.iter().enumerate() {
-            let id = FlowId::new(record.first_seen, first + i as u64);
-            ids.push(id);
-            enc.add(&mut batch, id, record);
+        let mut undo = Vec::new();
+        let mut new = 0;
+        let mut open = self.lock_open();
+        for record in records {
+            let (id, placement) = open.place(record, &mut next_seq, &mut undo);
+            let before = match placement {
+                Placement::New => {
+                    new += 1;
+                    0
+                }
+                Placement::Replaces { handshakes, .. } => handshakes,
+            };
+            let kept;
+            let record = if record.handshakes.len() < before {
+                // The final record lost handshakes its interim one stored (its worker
+                // restarted): keep the stored ones.
+                kept = self.with_stored_handshakes(id, record)?;
+                kept.as_ref().unwrap_or(record)
+            } else {
+                record
+            };
+            enc.add(&mut batch, id, record, before);
+            written.ids.push(id);
+            written.stored_before.push(before);
         }
+        drop(open);
         // In key order: consecutive inserts into the engine's sorted structures land
         // next to each other, which is much cheaper than random positions.
         let mut counts: Vec<(&Vec<u8>, &u64)> = enc.counts.iter().collect();
@@ -128,9 +185,31 @@ impl<E: KvEngine> Store<E> {
             batch.add_count(key, *count);
         }
         batch.raise_meta(META_NEXT_SEQ, first + n);
-        self.engine.write(batch)?;
-        self.written.fetch_add(n, Ordering::Relaxed);
-        Ok(ids)
+        if let Err(e) = self.engine.write(batch) {
+            self.lock_open().undo(undo);
+            return Err(e.into());
+        }
+        self.written.fetch_add(new, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    /// `record` with the handshakes of the record stored under `id`, if that one has more.
+    fn with_stored_handshakes(
+        &self,
+        id: FlowId,
+        record: &FlowRecord,
+    ) -> Result<Option<FlowRecord>, StoreError> {
+        Ok(self
+            .get(id)?
+            .filter(|stored| stored.handshakes.len() > record.handshakes.len())
+            .map(|stored| FlowRecord {
+                handshakes: stored.handshakes,
+                ..record.clone()
+            }))
+    }
+
+    fn lock_open(&self) -> MutexGuard<'_, OpenRecords> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The record stored under `id`.
@@ -195,8 +274,11 @@ impl<E: KvEngine> Store<E> {
             .iter()
             .map(|&f| Ok((f, self.engine.family_size(f)?)))
             .collect::<Result<_, EngineError>>()?;
+        let open = self.lock_open();
         Ok(StoreStats {
             records_written: self.written.load(Ordering::Relaxed),
+            open_records: open.len(),
+            open_evicted: open.evicted(),
             next_seq: self.next_seq.load(Ordering::Relaxed),
             families,
         })
@@ -221,20 +303,31 @@ struct RecordEncoder {
 }
 
 impl RecordEncoder {
-    fn add<B: EngineBatch>(&mut self, batch: &mut B, id: FlowId, r: &FlowRecord) {
+    /// Puts record `r` under `id` with its index entries and counts, except those of the
+    /// flow's interim record (stored before under the same id, with its first
+    /// `stored_before` handshakes; none if 0).
+    fn add<B: EngineBatch>(
+        &mut self,
+        batch: &mut B,
+        id: FlowId,
+        r: &FlowRecord,
+        stored_before: usize,
+    ) {
         batch.put(Family::Flows, &id.to_bytes(), &codec::encode(r));
         self.seen.clear();
         self.seen_counts.clear();
-        self.index(batch, Family::Ip, &keys::ip_bytes(r.client_ip), id);
-        self.index(batch, Family::Ip, &keys::ip_bytes(r.server_ip), id);
-        self.index(batch, Family::Port, &r.client_port.to_be_bytes(), id);
-        self.index(batch, Family::Port, &r.server_port.to_be_bytes(), id);
-        if !r.community_id.is_empty() {
-            let h = keys::stable_hash(r.community_id.as_bytes());
-            self.index(batch, Family::CommunityId, &keys::hash_part(h), id);
+        if stored_before == 0 {
+            self.index(batch, Family::Ip, &keys::ip_bytes(r.client_ip), id);
+            self.index(batch, Family::Ip, &keys::ip_bytes(r.server_ip), id);
+            self.index(batch, Family::Port, &r.client_port.to_be_bytes(), id);
+            self.index(batch, Family::Port, &r.server_port.to_be_bytes(), id);
+            if !r.community_id.is_empty() {
+                let h = keys::stable_hash(r.community_id.as_bytes());
+                self.index(batch, Family::CommunityId, &keys::hash_part(h), id);
+            }
         }
         let minute = keys::minute_of(id.time_ns);
-        for h in &r.handshakes {
+        for h in r.handshakes.iter().skip(stored_before) {
             if let Some(ja3) = &h.ja3_hash {
                 let v = keys::hash_part(keys::stable_hash_lower(ja3));
                 self.index(batch, Family::Ja3, &v, id);

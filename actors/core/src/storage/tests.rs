@@ -589,3 +589,118 @@ proptest! {
         prop_assert_eq!(paged(&store, &filter, limit), brute(&records, &ids, &filter));
     }
 }
+
+/// Records of a query, as sorted debug strings (ids differ between stores).
+fn found(store: &Store<MemEngine>, filter: &FlowFilter) -> Vec<String> {
+    let mut out: Vec<String> = paged(store, filter, 7)
+        .into_iter()
+        .map(|id| format!("{:?}", store.get(id).expect("get").expect("stored")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every top list of a store, by field.
+fn tops(store: &Store<MemEngine>) -> Vec<Vec<(String, u64)>> {
+    TopField::ALL
+        .iter()
+        .map(|&f| store.top(f, Timestamp(-1), None, 1000).expect("top"))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Live capture stores an interim record of a flow at handshake time and its final
+    /// record later, each batch cut anywhere: once the finals are in, queries, counts and
+    /// record totals are exactly those of storing the finals alone.
+    #[test]
+    fn interim_records_leave_what_the_final_records_alone_would(
+        flows in prop::collection::vec((arb_record(), any::<bool>(), 0u8..4), 1..40),
+        filter in arb_filter(),
+        cut in 1usize..9,
+    ) {
+        let mut names = BTreeSet::new();
+        let mut events: Vec<(usize, FlowRecord)> = Vec::new();
+        let mut finals = Vec::new();
+        for (i, (mut r, interim, delay)) in flows.into_iter().enumerate() {
+            r.l7 = Some(flowmesh_schemas::L7::Tls);
+            // Two flows cannot share first packet time and Community ID: keep the first.
+            if !names.insert((r.first_seen, r.community_id.clone(), r.transport.proto())) {
+                continue;
+            }
+            if interim && !r.handshakes.is_empty() {
+                let mut open = r.clone();
+                open.end_reason = EndReason::Open;
+                open.packets_c2s = 1;
+                events.push((2 * i, open));
+            }
+            events.push((2 * (i + usize::from(delay)) + 1, r.clone()));
+            finals.push(r);
+        }
+        events.sort_by_key(|(at, _)| *at);
+        let with_interims = Store::with_engine(MemEngine::new()).expect("open");
+        let records: Vec<FlowRecord> = events.into_iter().map(|(_, r)| r).collect();
+        for chunk in records.chunks(cut) {
+            with_interims.write(chunk).expect("write");
+        }
+        let (alone, _) = store_with(&finals);
+        prop_assert_eq!(found(&with_interims, &filter), found(&alone, &filter));
+        prop_assert_eq!(tops(&with_interims), tops(&alone));
+        let (a, b) = (with_interims.stats().expect("stats"), alone.stats().expect("stats"));
+        prop_assert_eq!(a.records_written, b.records_written);
+        prop_assert_eq!(a.open_records, 0);
+    }
+}
+
+#[test]
+fn an_interim_record_is_found_by_its_handshakes_until_its_final_one_replaces_it() {
+    let store = Store::with_engine(MemEngine::new()).expect("open");
+    let mut r = record(ip("10.0.0.1"), ip("10.0.0.2"), (40_000, 443), 5);
+    r.l7 = Some(flowmesh_schemas::L7::Tls);
+    r.handshakes.push(handshake(Some("a.test"), "aa", "ja4_a"));
+    let mut open = r.clone();
+    open.end_reason = EndReason::Open;
+    let by_ja4 = FlowFilter {
+        ja4: Some("ja4_a".into()),
+        ..FlowFilter::default()
+    };
+    let first = store.write_records(&[open.clone()]).expect("interim");
+    assert_eq!(first.stored_before, [0]);
+    assert_eq!(paged(&store, &by_ja4, 10), first.ids);
+    assert_eq!(store.get(first.ids[0]).expect("get"), Some(open));
+    assert_eq!(store.stats().expect("stats").open_records, 1);
+    // The final record adds a second handshake: only that one is new.
+    r.handshakes.push(handshake(None, "bb", "ja4_b"));
+    let last = store.write_records(&[r.clone()]).expect("final");
+    assert_eq!(
+        (last.ids.clone(), last.stored_before),
+        (first.ids.clone(), vec![1])
+    );
+    assert_eq!(store.get(first.ids[0]).expect("get"), Some(r.clone()));
+    let by_b = FlowFilter {
+        ja4: Some("ja4_b".into()),
+        ..FlowFilter::default()
+    };
+    assert_eq!(paged(&store, &by_b, 10), first.ids);
+    let top = store
+        .top(TopField::Ja4, Timestamp(0), None, 10)
+        .expect("top");
+    assert_eq!(top, [("ja4_a".to_owned(), 1), ("ja4_b".to_owned(), 1)]);
+    let stats = store.stats().expect("stats");
+    assert_eq!((stats.records_written, stats.open_records), (1, 0));
+    // A final record that lost its handshakes (its worker restarted) keeps the stored ones.
+    let mut second = r.clone();
+    second.first_seen = Timestamp(6);
+    second.end_reason = EndReason::Open;
+    let id = store.write(&[second.clone()]).expect("interim")[0];
+    second.end_reason = EndReason::Idle;
+    let kept = second.handshakes.clone();
+    second.handshakes.clear();
+    store.write(&[second]).expect("final");
+    let stored = store.get(id).expect("get").expect("stored");
+    assert_eq!(
+        (stored.end_reason, stored.handshakes),
+        (EndReason::Idle, kept)
+    );
+}

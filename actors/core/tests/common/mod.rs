@@ -26,6 +26,19 @@ pub fn pcaps_dir() -> PathBuf {
     corpus_root().join("pcaps")
 }
 
+/// Every capture (pcap, pcapng) of the corpus, by name; panics if there is none.
+pub fn corpus_captures() -> Vec<PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(pcaps_dir())
+        .expect("corpus")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "the corpus holds no captures");
+    names
+}
+
 thread_local! {
     /// Heap allocations made by this thread (no destructor, so safe inside the allocator).
     static ALLOCS: Cell<u64> = const { Cell::new(0) };

@@ -1,0 +1,269 @@
+//! Flows whose interim record is stored and whose final record has not come yet: where
+//! that final record goes (the same [`FlowId`]) and which of its handshakes are already
+//! stored, indexed and counted.
+//!
+//! Live capture stores a flow's record as soon as its handshakes are fingerprinted
+//! ([`EndReason::Open`]) and again when the flow ends; the second write replaces the
+//! first. A flow is named by its first-seen time and a hash of its Community ID, VLAN
+//! and transport, so both records find the same entry whatever their orientation.
+//!
+//! Bounded: at [`OpenRecords::MAX`] entries the oldest flow is forgotten (counted in
+//! [`OpenRecords::evicted`]); its final record is then stored under a new id beside the
+//! interim one. Entries only outlive their flow when a shard loses its flows (restart
+//! after a fault), so the bound is reached only by such leaks or by more flows open at
+//! once than a flow table holds.
+
+use super::keys::{self, FlowId};
+use flowmesh_schemas::{EndReason, FlowRecord};
+use std::collections::BTreeMap;
+
+/// A flow's name: first-seen time and a hash of its identity.
+type OpenKey = (i64, u64);
+
+/// What is stored of an open flow: its id's sequence number and how many handshakes its
+/// interim record held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    seq: u64,
+    handshakes: usize,
+}
+
+/// Where a record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// A new record: it needs a fresh sequence number.
+    New,
+    /// It replaces the interim record `id`, which stored its first `handshakes` handshakes.
+    Replaces {
+        /// The interim record's id (the record keeps it).
+        id: FlowId,
+        /// Handshakes the interim record held (stored, indexed and counted).
+        handshakes: usize,
+    },
+}
+
+/// One change made by [`OpenRecords::place`], undone if the write fails.
+#[derive(Debug)]
+pub(super) struct Undo {
+    key: OpenKey,
+    before: Option<Stored>,
+}
+
+/// The open flows with a stored interim record. See the module docs.
+#[derive(Debug)]
+pub(super) struct OpenRecords {
+    map: BTreeMap<OpenKey, Stored>,
+    max: usize,
+    evicted: u64,
+}
+
+impl Default for OpenRecords {
+    fn default() -> Self {
+        OpenRecords {
+            map: BTreeMap::new(),
+            max: Self::MAX,
+            evicted: 0,
+        }
+    }
+}
+
+impl OpenRecords {
+    /// Open flows tracked at most.
+    pub(super) const MAX: usize = 1 << 20;
+
+    /// Where `record` goes, taking sequence numbers from `next_seq` for new records; the
+    /// changes made are pushed on `undo`, for [`Self::undo`] if the write fails. Records
+    /// of flows no protocol claimed never had an interim record: they are not looked up.
+    pub(super) fn place(
+        &mut self,
+        record: &FlowRecord,
+        next_seq: &mut impl FnMut() -> u64,
+        undo: &mut Vec<Undo>,
+    ) -> (FlowId, Placement) {
+        let interim = record.end_reason == EndReason::Open;
+        if !interim && (record.l7.is_none() || self.map.is_empty()) {
+            return (FlowId::new(record.first_seen, next_seq()), Placement::New);
+        }
+        let key = open_key(record);
+        let before = self.map.get(&key).copied();
+        let after = match (before, interim) {
+            (Some(s), true) => Some(Stored {
+                handshakes: record.handshakes.len().max(s.handshakes),
+                ..s
+            }),
+            (Some(_), false) => None,
+            (None, true) => Some(Stored {
+                seq: next_seq(),
+                handshakes: record.handshakes.len(),
+            }),
+            (None, false) => return (FlowId::new(record.first_seen, next_seq()), Placement::New),
+        };
+        undo.push(Undo { key, before });
+        match after {
+            Some(s) => {
+                self.map.insert(key, s);
+                if before.is_none() {
+                    self.evict_over_max(undo);
+                }
+            }
+            None => {
+                self.map.remove(&key);
+            }
+        }
+        let seq = before.or(after).map_or(0, |s| s.seq);
+        let id = FlowId::new(record.first_seen, seq);
+        let placement = match before {
+            Some(s) => Placement::Replaces {
+                id,
+                handshakes: s.handshakes,
+            },
+            None => Placement::New,
+        };
+        (id, placement)
+    }
+
+    /// Undoes the changes of a failed write, newest first.
+    pub(super) fn undo(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u.before {
+                Some(s) => self.map.insert(u.key, s),
+                None => self.map.remove(&u.key),
+            };
+        }
+    }
+
+    /// Open flows tracked.
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Open flows forgotten because the map was full.
+    pub(super) fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    fn evict_over_max(&mut self, undo: &mut Vec<Undo>) {
+        while self.map.len() > self.max {
+            if let Some((key, s)) = self.map.pop_first() {
+                undo.push(Undo {
+                    key,
+                    before: Some(s),
+                });
+                self.evicted += 1;
+            }
+        }
+    }
+}
+
+/// The name of `record`'s flow.
+fn open_key(record: &FlowRecord) -> OpenKey {
+    let mut id = Vec::with_capacity(record.community_id.len() + 4);
+    id.extend_from_slice(record.community_id.as_bytes());
+    id.extend_from_slice(&record.vlan.map_or(u32::MAX, u32::from).to_be_bytes());
+    id.push(record.transport.proto());
+    (record.first_seen.as_nanos(), keys::stable_hash(&id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowmesh_schemas::{Handshake, Timestamp, Transport, L7};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn record(reason: EndReason, handshakes: usize) -> FlowRecord {
+        FlowRecord {
+            transport: Transport::Tcp,
+            l7: Some(L7::Tls),
+            client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            client_port: 40000,
+            server_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            server_port: 443,
+            vlan: None,
+            first_seen: Timestamp(1_700_000_000_000_000_000),
+            last_seen: Timestamp(1_700_000_001_000_000_000),
+            packets_c2s: 1,
+            packets_s2c: 1,
+            bytes_c2s: 1,
+            bytes_s2c: 1,
+            tcp_flags_c2s: 0,
+            tcp_flags_s2c: 0,
+            end_reason: reason,
+            conn_state: "S1".into(),
+            community_id: "1:abc".into(),
+            midstream: false,
+            handshakes: vec![Handshake::default(); handshakes],
+        }
+    }
+
+    fn counter() -> impl FnMut() -> u64 {
+        let mut n = 0;
+        move || {
+            n += 1;
+            n
+        }
+    }
+
+    #[test]
+    fn a_final_record_takes_the_id_of_its_interim_one_and_frees_the_entry() {
+        let (mut open, mut seq, mut undo) = (OpenRecords::default(), counter(), Vec::new());
+        let (id, p) = open.place(&record(EndReason::Open, 1), &mut seq, &mut undo);
+        assert_eq!(p, Placement::New);
+        assert_eq!(open.len(), 1);
+        let (again, p) = open.place(&record(EndReason::Fin, 2), &mut seq, &mut undo);
+        assert_eq!(again, id);
+        assert_eq!(p, Placement::Replaces { id, handshakes: 1 });
+        assert_eq!(open.len(), 0);
+        let (other, p) = open.place(&record(EndReason::Fin, 1), &mut seq, &mut undo);
+        assert_ne!(other, id, "a later flow with the same name is a new record");
+        assert_eq!(p, Placement::New);
+    }
+
+    #[test]
+    fn undo_restores_the_entries_a_failed_write_changed() {
+        let (mut open, mut seq) = (OpenRecords::default(), counter());
+        let mut first = Vec::new();
+        let (id, _) = open.place(&record(EndReason::Open, 1), &mut seq, &mut first);
+        let mut failed = Vec::new();
+        open.place(&record(EndReason::Idle, 1), &mut seq, &mut failed);
+        assert_eq!(open.len(), 0);
+        open.undo(failed);
+        let (again, p) = open.place(&record(EndReason::Idle, 1), &mut seq, &mut Vec::new());
+        assert_eq!((again, p), (id, Placement::Replaces { id, handshakes: 1 }));
+    }
+
+    #[test]
+    fn past_its_bound_the_oldest_open_flow_is_forgotten_and_counted() {
+        let mut open = OpenRecords {
+            max: 2,
+            ..OpenRecords::default()
+        };
+        let (mut seq, mut undo) = (counter(), Vec::new());
+        let at = |s: i64| {
+            let mut r = record(EndReason::Open, 1);
+            r.first_seen = Timestamp(s * Timestamp::NANOS_PER_SEC);
+            r
+        };
+        for s in [3, 1, 2] {
+            open.place(&at(s), &mut seq, &mut undo);
+        }
+        assert_eq!((open.len(), open.evicted()), (2, 1));
+        let mut ended = at(1);
+        ended.end_reason = EndReason::Fin;
+        assert_eq!(open.place(&ended, &mut seq, &mut undo).1, Placement::New);
+        ended.first_seen = at(2).first_seen;
+        assert!(matches!(
+            open.place(&ended, &mut seq, &mut undo).1,
+            Placement::Replaces { .. }
+        ));
+    }
+
+    #[test]
+    fn records_of_unclaimed_flows_are_always_new() {
+        let (mut open, mut seq, mut undo) = (OpenRecords::default(), counter(), Vec::new());
+        open.place(&record(EndReason::Open, 1), &mut seq, &mut undo);
+        let mut plain = record(EndReason::Fin, 0);
+        plain.l7 = None;
+        assert_eq!(open.place(&plain, &mut seq, &mut undo).1, Placement::New);
+        assert_eq!(open.len(), 1);
+    }
+}
