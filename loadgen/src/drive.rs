@@ -101,8 +101,10 @@ pub struct DaemonReport {
     pub packets_per_s: f64,
     /// Gbit of frames taken or bypassed per second of sending.
     pub gbit_per_s: f64,
-    /// Flow records stored.
+    /// Final flow records stored.
     pub records: u64,
+    /// Interim records stored (flows still open, replaced by their final records).
+    pub interim_records: u64,
     /// Handshakes stored.
     pub handshakes: u64,
     /// Handshakes there were to store, if known.
@@ -305,6 +307,7 @@ fn report(
         packets_per_s: per_s((taken + bypassed) as f64),
         gbit_per_s: per_s(bytes * 8.0 / 1e9),
         records: after.since(before, &["records"]),
+        interim_records: after.since(before, &["interim_records"]),
         handshakes,
         handshakes_expected: opts.expected_handshakes,
         handshakes_per_s: per_s(handshakes as f64),
@@ -362,8 +365,8 @@ impl std::fmt::Display for DaemonReport {
             .map_or(String::new(), |e| format!(" of {e} expected"));
         writeln!(
             f,
-            "stored     {} records, {} handshakes{expected}, final {:.1} s after sending",
-            self.records, self.handshakes, self.settle_s
+            "stored     {} records ({} interim), {} handshakes{expected}, final {:.1} s after sending",
+            self.records, self.interim_records, self.handshakes, self.settle_s
         )?;
         match &self.latency {
             Some(l) => writeln!(
