@@ -216,6 +216,93 @@ fn indexed_values_across_reopen(spill_entries: usize) {
     assert!(!expected.is_empty());
 }
 
+/// Live capture's interim records (end reason `open`), then the final records of the same
+/// flows, with tiers of 1 MiB of records and 300 index entries: interim and final records
+/// of a flow land in different tiers, some spilled to SST files, some frozen, some active.
+/// Every read sees the final record under the interim record's id, before and after the
+/// spills and across reopen (the index log replayed), and the top counts count each
+/// flow once.
+#[test]
+fn final_records_replace_interim_ones_across_spills_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = StorageOptions {
+        index_memory_entries: 300,
+        record_memory_mb: 1,
+        ..StorageOptions::default()
+    };
+    // One record per flow (the corpus holds some captures twice, as pcap and pcapng).
+    let mut flows = BTreeSet::new();
+    let finals: Vec<FlowRecord> = varied_records(12)
+        .into_iter()
+        .filter(|r| r.l7.is_some() && !r.handshakes.is_empty())
+        .filter(|r| flows.insert((r.first_seen, r.community_id.clone(), r.vlan)))
+        .collect();
+    assert!(finals.len() > 100, "{} fingerprinted records", finals.len());
+    let interims: Vec<FlowRecord> = finals
+        .iter()
+        .map(|r| FlowRecord {
+            end_reason: flowmesh_schemas::EndReason::Open,
+            packets_c2s: 1,
+            ..r.clone()
+        })
+        .collect();
+    let filters = filters_for(&finals);
+    let mut stored = BTreeMap::new();
+    let expected_top = {
+        let store = FlowStore::open(dir.path(), &options).expect("opens");
+        let mut ids = Vec::new();
+        for chunk in interims.chunks(40) {
+            ids.extend(store.write(chunk).expect("interims"));
+        }
+        assert_eq!(store.stats().expect("stats").open_records, finals.len());
+        let top = store
+            .top(TopField::Ja4, Timestamp(0), None, 1000)
+            .expect("top");
+        for (chunk, ids) in finals.chunks(40).zip(ids.chunks(40)) {
+            let written = store.write_records(chunk).expect("finals");
+            assert_eq!(
+                written.ids, ids,
+                "a final record takes its interim record's id"
+            );
+            assert!(written.stored_before.iter().all(|&n| n > 0));
+            stored.extend(written.ids.into_iter().zip(chunk.iter().cloned()));
+        }
+        let stats = store.stats().expect("stats");
+        assert_eq!(
+            (stats.records_written, stats.open_records),
+            (finals.len() as u64, 0)
+        );
+        check_every_filter(&store, &stored, &filters);
+        store.engine().spill_frozen();
+        check_every_filter(&store, &stored, &filters);
+        // The final records added nothing to count: the interim ones counted it all.
+        assert_eq!(
+            store
+                .top(TopField::Ja4, Timestamp(0), None, 1000)
+                .expect("top"),
+            top
+        );
+        top
+    };
+    let store = FlowStore::open(dir.path(), &options).expect("reopens");
+    check_every_filter(&store, &stored, &filters);
+    for (id, r) in &stored {
+        assert_eq!(store.get(*id).expect("get").as_ref(), Some(r));
+    }
+    let mut flows_per_ja4: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &finals {
+        let distinct: BTreeSet<&String> =
+            r.handshakes.iter().filter_map(|h| h.ja4.as_ref()).collect();
+        for v in distinct {
+            *flows_per_ja4.entry(v.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        expected_top.into_iter().collect::<BTreeMap<_, _>>(),
+        flows_per_ja4
+    );
+}
+
 #[test]
 fn retention_by_age_drops_exactly_the_old_flows_and_their_counts() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -134,9 +134,10 @@ pub(super) struct Tiers<T> {
 }
 
 impl<T: Logged> Tiers<T> {
-    /// Every tier, for reading.
+    /// Every tier, newest first (a key in several has the first one's value: a flow's
+    /// final record replaces its interim record under the same id).
     pub(super) fn all(&self) -> impl Iterator<Item = &T> {
-        std::iter::once(&self.active).chain(self.frozen.iter().map(|t| &**t))
+        std::iter::once(&self.active).chain(self.frozen.iter().rev().map(|t| &**t))
     }
 
     /// Freezes the active tier if it holds anything and has reached `limit` (0: always).

@@ -7,7 +7,7 @@
 //! part of a compressed batch blob the WAL takes a fifth of the bytes, and the sorting
 //! and block compression happen on the spill thread.
 
-use super::pending::Logged;
+use super::pending::{Logged, Tiers};
 use flowmesh_core::storage::keys::FlowId;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -90,6 +90,13 @@ impl Records {
     /// Every record, ascending.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&FlowId, &[u8])> {
         self.map.iter().map(|(id, r)| (id, &**r))
+    }
+}
+
+impl Tiers<Records> {
+    /// The newest record `id` held in memory.
+    pub(super) fn newest(&self, id: &FlowId) -> Option<&[u8]> {
+        self.all().find_map(|t| t.get(id))
     }
 }
 
@@ -180,6 +187,25 @@ mod tests {
         assert_eq!(r.get(&id(5, 0)), Some(&[5u8; 5][..]));
         r.insert(id(5, 0), vec![1].into());
         assert_eq!((r.len(), r.bytes()), (4, 14));
+    }
+
+    /// A flow's interim record and its final one under the same id, in different tiers:
+    /// reads see the newest, whichever tiers are frozen.
+    #[test]
+    fn the_newest_tier_holding_an_id_wins() {
+        let mut tiers = Tiers::<Records>::default();
+        let flow = id(7, 1);
+        for (version, log) in [(1u8, 0u64), (2, 1), (3, 2)] {
+            tiers.active.insert(flow, vec![version].into());
+            tiers.active.add_log(log);
+            assert_eq!(tiers.newest(&flow), Some(&[version][..]));
+            tiers.freeze_at(0);
+            assert_eq!(tiers.newest(&flow), Some(&[version][..]), "after freezing");
+        }
+        assert_eq!(tiers.frozen.len(), 3);
+        tiers.active.insert(flow, vec![4].into());
+        assert_eq!(tiers.newest(&flow), Some(&[4u8][..]));
+        assert_eq!(tiers.newest(&id(7, 2)), None);
     }
 
     #[test]

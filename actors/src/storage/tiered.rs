@@ -150,7 +150,7 @@ impl Core {
         keys.iter()
             .map(|k| {
                 let id = FlowId::from_bytes(k.as_ref())?;
-                records.all().find_map(|t| t.get(&id)).map(<[u8]>::to_vec)
+                records.newest(&id).map(<[u8]>::to_vec)
             })
             .collect()
     }
@@ -305,8 +305,9 @@ impl Core {
             .map_err(io)
     }
 
-    /// A forward scan of the flows family over RocksDB and the in-memory tiers (a key
-    /// in both is visited once, with the tier's value: they are equal).
+    /// A forward scan of the flows family over RocksDB and the in-memory tiers. A key in
+    /// several is visited once, with the newest value: the newest tier's, and a tier's over
+    /// RocksDB's (everything spilled is older than every tier still in memory).
     pub(super) fn scan_flows(
         &self,
         start: &[u8],
@@ -338,13 +339,13 @@ impl Core {
                     if stored == Some(p.as_slice()) {
                         it.next();
                     }
-                    let mut value: &[u8] = &[];
+                    let mut newest: Option<&[u8]> = None;
                     for h in &mut heads {
                         if let Some((_, v)) = h.next_if(|(k, _)| *k == p) {
-                            value = v;
+                            newest.get_or_insert(v);
                         }
                     }
-                    visit(&p, value)
+                    visit(&p, newest.unwrap_or_default())
                 }
                 _ => {
                     let (Some(k), Some(v)) = (stored, it.value()) else {

@@ -145,24 +145,48 @@ impl<E: KvEngine> Store<E> {
             next += 1;
             next - 1
         };
-        let mut batch = self.engine.batch();
+        let batch = self.engine.batch();
         let mut written = Written {
             ids: Vec::with_capacity(records.len()),
             stored_before: Vec::with_capacity(records.len()),
         };
+        // Places every record first, so the open-flow map is locked only for that.
+        let (mut undo, mut new) = (Vec::new(), 0);
+        {
+            let mut open = self.lock_open();
+            for record in records {
+                let (id, placement) = open.place(record, &mut next_seq, &mut undo);
+                written.ids.push(id);
+                written.stored_before.push(match placement {
+                    Placement::New => {
+                        new += 1;
+                        0
+                    }
+                    Placement::Replaces { handshakes, .. } => handshakes,
+                });
+            }
+        }
+        let committed = self.encode_and_write(records, &written, batch, first + n);
+        if let Err(e) = committed {
+            self.lock_open().undo(undo);
+            return Err(e);
+        }
+        self.written.fetch_add(new, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    /// Puts `records`, placed as `written` says, into `batch` with their index entries and
+    /// counts, raises the next sequence number to `next_seq`, and commits.
+    fn encode_and_write(
+        &self,
+        records: &[FlowRecord],
+        written: &Written,
+        mut batch: E::Batch<'_>,
+        next_seq: u64,
+    ) -> Result<(), StoreError> {
         let mut enc = RecordEncoder::default();
-        let mut undo = Vec::new();
-        let mut new = 0;
-        let mut open = self.lock_open();
-        for record in records {
-            let (id, placement) = open.place(record, &mut next_seq, &mut undo);
-            let before = match placement {
-                Placement::New => {
-                    new += 1;
-                    0
-                }
-                Placement::Replaces { handshakes, .. } => handshakes,
-            };
+        for ((record, &id), &before) in records.iter().zip(&written.ids).zip(&written.stored_before)
+        {
             let kept;
             let record = if record.handshakes.len() < before {
                 // The final record lost handshakes its interim one stored (its worker
@@ -173,10 +197,7 @@ impl<E: KvEngine> Store<E> {
                 record
             };
             enc.add(&mut batch, id, record, before);
-            written.ids.push(id);
-            written.stored_before.push(before);
         }
-        drop(open);
         // In key order: consecutive inserts into the engine's sorted structures land
         // next to each other, which is much cheaper than random positions.
         let mut counts: Vec<(&Vec<u8>, &u64)> = enc.counts.iter().collect();
@@ -184,13 +205,8 @@ impl<E: KvEngine> Store<E> {
         for (key, count) in counts {
             batch.add_count(key, *count);
         }
-        batch.raise_meta(META_NEXT_SEQ, first + n);
-        if let Err(e) = self.engine.write(batch) {
-            self.lock_open().undo(undo);
-            return Err(e.into());
-        }
-        self.written.fetch_add(new, Ordering::Relaxed);
-        Ok(written)
+        batch.raise_meta(META_NEXT_SEQ, next_seq);
+        Ok(self.engine.write(batch)?)
     }
 
     /// `record` with the handshakes of the record stored under `id`, if that one has more.
