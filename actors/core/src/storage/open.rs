@@ -132,6 +132,16 @@ impl OpenRecords {
         }
     }
 
+    /// Forgets the open flows first seen before `cutoff_ns` (key time: negative times
+    /// count as 0): retention dropped their interim records, so their final records are
+    /// stored as new ones, indexed in full.
+    pub(super) fn forget_before(&mut self, cutoff_ns: u64) {
+        if cutoff_ns > 0 {
+            let from = (i64::try_from(cutoff_ns).unwrap_or(i64::MAX), 0);
+            self.map = self.map.split_off(&from);
+        }
+    }
+
     /// Open flows tracked.
     pub(super) fn len(&self) -> usize {
         self.map.len()
@@ -253,6 +263,31 @@ mod tests {
         ended.first_seen = at(2).first_seen;
         assert!(matches!(
             open.place(&ended, &mut seq, &mut undo).1,
+            Placement::Replaces { .. }
+        ));
+    }
+
+    #[test]
+    fn flows_retention_dropped_are_forgotten() {
+        let (mut open, mut seq, mut undo) = (OpenRecords::default(), counter(), Vec::new());
+        let at = |ns: i64, reason| {
+            let mut r = record(reason, 1);
+            r.first_seen = Timestamp(ns);
+            r
+        };
+        for ns in [-5, 10, 20] {
+            open.place(&at(ns, EndReason::Open), &mut seq, &mut undo);
+        }
+        open.forget_before(0);
+        assert_eq!(open.len(), 3, "a cutoff of 0 drops nothing");
+        open.forget_before(20);
+        assert_eq!(open.len(), 1);
+        assert_eq!(
+            open.place(&at(10, EndReason::Fin), &mut seq, &mut undo).1,
+            Placement::New
+        );
+        assert!(matches!(
+            open.place(&at(20, EndReason::Fin), &mut seq, &mut undo).1,
             Placement::Replaces { .. }
         ));
     }

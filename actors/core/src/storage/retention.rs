@@ -103,6 +103,7 @@ impl<E: KvEngine> Store<E> {
         }
         .to_bytes();
         self.engine.delete_range(Family::Flows, &[], &end)?;
+        self.lock_open().forget_before(cutoff);
         self.engine.compact(Family::Flows, None, Some(&end))?;
         let minute = keys::minute_of(cutoff);
         for field in TopField::ALL {

@@ -224,7 +224,7 @@ impl<E: KvEngine> Store<E> {
             }))
     }
 
-    fn lock_open(&self) -> MutexGuard<'_, OpenRecords> {
+    pub(super) fn lock_open(&self) -> MutexGuard<'_, OpenRecords> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

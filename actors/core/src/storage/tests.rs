@@ -704,3 +704,33 @@ fn an_interim_record_is_found_by_its_handshakes_until_its_final_one_replaces_it(
         (EndReason::Idle, kept)
     );
 }
+
+#[test]
+fn a_final_record_whose_interim_one_retention_dropped_is_stored_and_indexed_anew() {
+    let store = Store::with_engine(MemEngine::new()).expect("open");
+    let mut r = record(ip("10.0.0.1"), ip("10.0.0.2"), (40_000, 443), 5);
+    r.l7 = Some(flowmesh_schemas::L7::Tls);
+    r.handshakes.push(handshake(Some("a.test"), "aa", "ja4_a"));
+    let open = FlowRecord {
+        end_reason: EndReason::Open,
+        ..r.clone()
+    };
+    store.write(&[open]).expect("interim");
+    store
+        .apply_retention(
+            Timestamp(120_000_000_000),
+            Some(Duration::from_secs(60)),
+            None,
+        )
+        .expect("retention");
+    assert_eq!(store.stats().expect("stats").open_records, 0);
+    let by_ja4 = FlowFilter {
+        ja4: Some("ja4_a".into()),
+        ..FlowFilter::default()
+    };
+    assert!(paged(&store, &by_ja4, 10).is_empty());
+    // The flow ends after the pass: its record is new, found through every index again.
+    let written = store.write_records(&[r]).expect("final");
+    assert_eq!(written.stored_before, [0]);
+    assert_eq!(paged(&store, &by_ja4, 10), written.ids);
+}
