@@ -653,12 +653,18 @@ proptest! {
     }
 }
 
-#[test]
-fn an_interim_record_is_found_by_its_handshakes_until_its_final_one_replaces_it() {
-    let store = Store::with_engine(MemEngine::new()).expect("open");
+/// A TLS flow with one handshake (JA4 `ja4_a`), ended by FIN.
+fn tls_flow() -> FlowRecord {
     let mut r = record(ip("10.0.0.1"), ip("10.0.0.2"), (40_000, 443), 5);
     r.l7 = Some(flowmesh_schemas::L7::Tls);
     r.handshakes.push(handshake(Some("a.test"), "aa", "ja4_a"));
+    r
+}
+
+#[test]
+fn an_interim_record_is_found_by_its_handshakes_until_its_final_one_replaces_it() {
+    let store = Store::with_engine(MemEngine::new()).expect("open");
+    let mut r = tls_flow();
     let mut open = r.clone();
     open.end_reason = EndReason::Open;
     let by_ja4 = FlowFilter {
@@ -708,9 +714,7 @@ fn an_interim_record_is_found_by_its_handshakes_until_its_final_one_replaces_it(
 #[test]
 fn a_final_record_whose_interim_one_retention_dropped_is_stored_and_indexed_anew() {
     let store = Store::with_engine(MemEngine::new()).expect("open");
-    let mut r = record(ip("10.0.0.1"), ip("10.0.0.2"), (40_000, 443), 5);
-    r.l7 = Some(flowmesh_schemas::L7::Tls);
-    r.handshakes.push(handshake(Some("a.test"), "aa", "ja4_a"));
+    let r = tls_flow();
     let open = FlowRecord {
         end_reason: EndReason::Open,
         ..r.clone()
