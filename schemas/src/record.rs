@@ -50,3 +50,11 @@ pub struct FlowRecord {
     /// One entry per ClientHello, in order.
     pub handshakes: Vec<Handshake>,
 }
+
+impl FlowRecord {
+    /// An interim record of a flow still open ([`EndReason::Open`]), to be replaced by
+    /// the flow's final record.
+    pub fn is_interim(&self) -> bool {
+        self.end_reason == EndReason::Open
+    }
+}

@@ -23,7 +23,7 @@ use flowmesh_actors::pipeline::{replay, ReplayError};
 use flowmesh_actors::runtime::StageCounters;
 use flowmesh_actors::stages::{Output, RecordSink};
 use flowmesh_actors::storage::FlowStore;
-use flowmesh_schemas::{EndReason, FlowRecord, Handshake, Timestamp};
+use flowmesh_schemas::{FlowRecord, Handshake, Timestamp};
 use metrics::{counter, histogram};
 use serde::Serialize;
 use thiserror::Error;
@@ -163,10 +163,7 @@ impl RecordSink for StoreSink {
             .map_err(std::io::Error::other)?;
         histogram!("flowmesh_storage_write_seconds").record(started.elapsed().as_secs_f64());
         counter!("flowmesh_storage_records_total").increment(records.len() as u64);
-        let interim = records
-            .iter()
-            .filter(|r| r.end_reason == EndReason::Open)
-            .count();
+        let interim = records.iter().filter(|r| r.is_interim()).count();
         if interim > 0 {
             counter!("flowmesh_storage_interim_records_total").increment(interim as u64);
         }

@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flowmesh_schemas::{EndReason, FlowRecord};
+use flowmesh_schemas::FlowRecord;
 
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -178,10 +178,7 @@ impl Stage for WriterStage {
                 output.write_bytes(&bytes)
             }
             WriterItem::Records(records) => {
-                let interim = records
-                    .iter()
-                    .filter(|r| r.end_reason == EndReason::Open)
-                    .count() as u64;
+                let interim = records.iter().filter(|r| r.is_interim()).count() as u64;
                 self.interim += interim;
                 self.records += records.len() as u64 - interim;
                 output.write_records(&records)

@@ -62,9 +62,9 @@ pub struct ShardConfig {
     /// Shards in the pipeline (at least 1); with `workers`, decides which workers this
     /// shard hands sessions to.
     pub shards: u16,
-    /// Each time a flow's ClientHellos are all answered, emit an interim record of it (end reason
-    /// [`EndReason::Open`]) through its worker, before the final one (live capture: the
-    /// handshakes can be stored while the flow lasts).
+    /// Each time a flow's ClientHellos are all answered, emit an interim record of it (end
+    /// reason [`EndReason::Open`]) through its worker, before the final one (live capture:
+    /// the handshakes can be stored while the flow lasts).
     pub interim_records: bool,
 }
 

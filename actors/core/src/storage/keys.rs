@@ -140,20 +140,22 @@ pub fn index_key_time(key: &[u8]) -> Option<u64> {
 /// `std::hash`. Used for the value part of text indexes, where it only has to spread
 /// values; collisions are resolved by re-checking records.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
+    stable_hash_iter(bytes.iter().copied())
+}
+
+/// [`stable_hash`] of bytes as they come (several fields in a row, without copying them
+/// into one buffer).
+pub fn stable_hash_iter(bytes: impl IntoIterator<Item = u8>) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+        .into_iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// FNV-1a over the ASCII-lowercased bytes (same as [`stable_hash`] of the lowercased text).
 pub fn stable_hash_lower(text: &str) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    text.bytes().fold(OFFSET, |h, b| {
-        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(PRIME)
-    })
+    stable_hash_iter(text.bytes().map(|b| b.to_ascii_lowercase()))
 }
 
 /// An SNI as indexed and compared: trailing dot removed (ASCII case is folded by the

@@ -2,10 +2,11 @@
 //! that final record goes (the same [`FlowId`]) and which of its handshakes are already
 //! stored, indexed and counted.
 //!
-//! Live capture stores a flow's record as soon as its handshakes are fingerprinted
-//! ([`EndReason::Open`]) and again when the flow ends; the second write replaces the
-//! first. A flow is named by its first-seen time and a hash of its Community ID, VLAN
-//! and transport, so both records find the same entry whatever their orientation.
+//! Live capture stores a flow's record as soon as its ClientHellos are all answered
+//! ([`EndReason::Open`](flowmesh_schemas::EndReason::Open)) and again when the flow
+//! ends; the second write replaces the first. A flow is named by its first-seen time and
+//! a hash of its Community ID, VLAN and transport, so both records find the same entry
+//! whatever their orientation.
 //!
 //! Bounded: at [`OpenRecords::MAX`] entries the oldest flow is forgotten (counted in
 //! [`OpenRecords::evicted`]); its final record is then stored under a new id beside the
@@ -14,7 +15,7 @@
 //! once than a flow table holds.
 
 use super::keys::{self, FlowId};
-use flowmesh_schemas::{EndReason, FlowRecord};
+use flowmesh_schemas::FlowRecord;
 use std::collections::BTreeMap;
 
 /// A flow's name: first-seen time and a hash of its identity.
@@ -80,7 +81,7 @@ impl OpenRecords {
         next_seq: &mut impl FnMut() -> u64,
         undo: &mut Vec<Undo>,
     ) -> (FlowId, Placement) {
-        let interim = record.end_reason == EndReason::Open;
+        let interim = record.is_interim();
         if !interim && (record.l7.is_none() || self.map.is_empty()) {
             return (FlowId::new(record.first_seen, next_seq()), Placement::New);
         }
@@ -167,17 +168,17 @@ impl OpenRecords {
 
 /// The name of `record`'s flow.
 fn open_key(record: &FlowRecord) -> OpenKey {
-    let mut id = Vec::with_capacity(record.community_id.len() + 4);
-    id.extend_from_slice(record.community_id.as_bytes());
-    id.extend_from_slice(&record.vlan.map_or(u32::MAX, u32::from).to_be_bytes());
-    id.push(record.transport.proto());
-    (record.first_seen.as_nanos(), keys::stable_hash(&id))
+    let vlan = record.vlan.map_or(u32::MAX, u32::from).to_be_bytes();
+    let id = (record.community_id.bytes())
+        .chain(vlan)
+        .chain([record.transport.proto()]);
+    (record.first_seen.as_nanos(), keys::stable_hash_iter(id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowmesh_schemas::{Handshake, Timestamp, Transport, L7};
+    use flowmesh_schemas::{EndReason, Handshake, Timestamp, Transport, L7};
     use std::net::{IpAddr, Ipv4Addr};
 
     fn record(reason: EndReason, handshakes: usize) -> FlowRecord {

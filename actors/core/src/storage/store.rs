@@ -315,13 +315,15 @@ struct RecordEncoder {
     seen: Vec<(Family, [u8; 16])>,
     /// Counts keys of the current record, to count each value once per flow.
     seen_counts: Vec<Vec<u8>>,
+    /// The values met now were stored by the flow's interim record: note them only.
+    already_stored: bool,
     key: Vec<u8>,
 }
 
 impl RecordEncoder {
-    /// Puts record `r` under `id` with its index entries and counts, except those of the
-    /// flow's interim record (stored before under the same id, with its first
-    /// `stored_before` handshakes; none if 0).
+    /// Puts record `r` under `id` with its index entries and counts, except those the
+    /// flow's interim record stored (under the same id, with its first `stored_before`
+    /// handshakes; none if 0).
     fn add<B: EngineBatch>(
         &mut self,
         batch: &mut B,
@@ -332,18 +334,20 @@ impl RecordEncoder {
         batch.put(Family::Flows, &id.to_bytes(), &codec::encode(r));
         self.seen.clear();
         self.seen_counts.clear();
-        if stored_before == 0 {
-            self.index(batch, Family::Ip, &keys::ip_bytes(r.client_ip), id);
-            self.index(batch, Family::Ip, &keys::ip_bytes(r.server_ip), id);
-            self.index(batch, Family::Port, &r.client_port.to_be_bytes(), id);
-            self.index(batch, Family::Port, &r.server_port.to_be_bytes(), id);
-            if !r.community_id.is_empty() {
-                let h = keys::stable_hash(r.community_id.as_bytes());
-                self.index(batch, Family::CommunityId, &keys::hash_part(h), id);
-            }
+        self.already_stored = stored_before > 0;
+        self.index(batch, Family::Ip, &keys::ip_bytes(r.client_ip), id);
+        self.index(batch, Family::Ip, &keys::ip_bytes(r.server_ip), id);
+        self.index(batch, Family::Port, &r.client_port.to_be_bytes(), id);
+        self.index(batch, Family::Port, &r.server_port.to_be_bytes(), id);
+        if !r.community_id.is_empty() {
+            let h = keys::stable_hash(r.community_id.as_bytes());
+            self.index(batch, Family::CommunityId, &keys::hash_part(h), id);
         }
         let minute = keys::minute_of(id.time_ns);
-        for h in r.handshakes.iter().skip(stored_before) {
+        for (i, h) in r.handshakes.iter().enumerate() {
+            // A value of a later handshake that an earlier one had is not new: the
+            // interim record's are noted, never written or counted twice.
+            self.already_stored = i < stored_before;
             if let Some(ja3) = &h.ja3_hash {
                 let v = keys::hash_part(keys::stable_hash_lower(ja3));
                 self.index(batch, Family::Ja3, &v, id);
@@ -370,7 +374,8 @@ impl RecordEncoder {
         }
     }
 
-    /// Puts one index entry unless this record already has it.
+    /// Puts one index entry unless this record already has it (or its interim record
+    /// stored it).
     fn index<B: EngineBatch>(&mut self, batch: &mut B, family: Family, value: &[u8], id: FlowId) {
         let mut v = [0u8; 16];
         v[..value.len()].copy_from_slice(value);
@@ -378,16 +383,21 @@ impl RecordEncoder {
             return;
         }
         self.seen.push((family, v));
-        batch.put(family, IndexKey::new(value, id).as_bytes(), &[]);
+        if !self.already_stored {
+            batch.put(family, IndexKey::new(value, id).as_bytes(), &[]);
+        }
     }
 
-    /// Counts `value` for `field` once per record.
+    /// Counts `value` for `field` once per record (not at all if its interim record did).
     fn count(&mut self, field: TopField, minute: u32, value: &[u8]) {
         keys::count_key(&mut self.key, field, minute, value);
         if self.seen_counts.contains(&self.key) {
             return;
         }
         self.seen_counts.push(self.key.clone());
+        if self.already_stored {
+            return;
+        }
         match self.counts.get_mut(self.key.as_slice()) {
             Some(c) => *c += 1,
             None => {
