@@ -24,9 +24,16 @@ pub enum CodecError {
     BadAddress(usize),
 }
 
+/// Words of a record's first message segment: a record with a handshake or two is about
+/// 1 KiB, and the allocator's default (8 KiB, zeroed per record) cost more than the
+/// encoding. A larger record takes a second segment.
+const FIRST_SEGMENT_WORDS: u32 = 256;
+
 /// Encodes a record as a Cap'n Proto message (unpacked words).
 pub fn encode(record: &FlowRecord) -> Vec<u8> {
-    let mut message = capnp::message::Builder::new_default();
+    let mut message = capnp::message::Builder::new(
+        capnp::message::HeapAllocator::new().first_segment_words(FIRST_SEGMENT_WORDS),
+    );
     let mut r = message.init_root::<flow_record::Builder>();
     r.set_transport(record.transport.proto());
     r.set_l7(match record.l7 {
@@ -312,7 +319,9 @@ mod tests {
             v6: bool, a: [u8; 16], b: [u8; 16], cp: u16, sp: u16, vlan in proptest::option::of(0u16..4096),
             first: i64, last: i64, counts: [u64; 4], flags: [u8; 2],
             reason in prop_oneof![Just(EndReason::Fin), Just(EndReason::Rst), Just(EndReason::Idle), Just(EndReason::Evicted), Just(EndReason::EndOfInput), Just(EndReason::Open)],
-            cid in ".{0,40}", midstream: bool, handshakes in proptest::collection::vec(arb_handshake(), 0..3),
+            cid in ".{0,40}", midstream: bool,
+            // Up to ten: records past the first segment (FIRST_SEGMENT_WORDS) take two.
+            handshakes in proptest::collection::vec(arb_handshake(), 0..10),
         ) -> FlowRecord {
             let ip = |x: [u8; 16]| if v6 { IpAddr::V6(Ipv6Addr::from(x)) } else { IpAddr::V4(Ipv4Addr::new(x[0], x[1], x[2], x[3])) };
             FlowRecord {

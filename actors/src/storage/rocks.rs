@@ -541,6 +541,10 @@ impl EngineBatch for RocksBatch<'_> {
         }
     }
 
+    fn put_record(&mut self, id: FlowId, record: Vec<u8>) {
+        self.records.push((id, record.into_boxed_slice()));
+    }
+
     fn add_count(&mut self, key: &[u8], delta: u64) {
         if let Some(cf) = self.handle(Family::Counts) {
             self.wb.merge_cf(cf, key, delta.to_le_bytes());

@@ -128,6 +128,11 @@ pub enum EngineError {
 pub trait EngineBatch {
     /// Sets `key` to `value` in `family`.
     fn put(&mut self, family: Family, key: &[u8], value: &[u8]);
+    /// Sets flow record `id` (in [`Family::Flows`]) to `record`, which the batch may keep
+    /// instead of copying.
+    fn put_record(&mut self, id: super::FlowId, record: Vec<u8>) {
+        self.put(Family::Flows, &id.to_bytes(), &record);
+    }
     /// Adds `delta` to the u64 counter at `key` in [`Family::Counts`].
     fn add_count(&mut self, key: &[u8], delta: u64);
     /// Raises the u64 at `key` in [`Family::Meta`] to at least `value`.

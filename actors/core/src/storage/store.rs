@@ -314,7 +314,9 @@ struct RecordEncoder {
     /// Index entries of the current record, to write each once.
     seen: Vec<(Family, [u8; 16])>,
     /// Counts keys of the current record, to count each value once per flow.
-    seen_counts: Vec<Vec<u8>>,
+    seen_counts: SeenKeys,
+    /// A lowercased SNI.
+    lower: String,
     /// The values met now were stored by the flow's interim record: note them only.
     already_stored: bool,
     key: Vec<u8>,
@@ -331,7 +333,7 @@ impl RecordEncoder {
         r: &FlowRecord,
         stored_before: usize,
     ) {
-        batch.put(Family::Flows, &id.to_bytes(), &codec::encode(r));
+        batch.put_record(id, codec::encode(r));
         self.seen.clear();
         self.seen_counts.clear();
         self.already_stored = stored_before > 0;
@@ -362,8 +364,12 @@ impl RecordEncoder {
                 let sni = keys::sni_trimmed(sni);
                 let v = keys::hash_part(keys::stable_hash_lower(sni));
                 self.index(batch, Family::Sni, &v, id);
-                let lower = sni.to_ascii_lowercase();
+                let mut lower = std::mem::take(&mut self.lower);
+                lower.clear();
+                lower.push_str(sni);
+                lower.make_ascii_lowercase();
                 self.count(TopField::Sni, minute, lower.as_bytes());
+                self.lower = lower;
             }
             if let Some(ja3s) = &h.ja3s_hash {
                 self.count(TopField::Ja3s, minute, ja3s.as_bytes());
@@ -391,18 +397,45 @@ impl RecordEncoder {
     /// Counts `value` for `field` once per record (not at all if its interim record did).
     fn count(&mut self, field: TopField, minute: u32, value: &[u8]) {
         keys::count_key(&mut self.key, field, minute, value);
-        if self.seen_counts.contains(&self.key) {
+        if !self.seen_counts.insert(&self.key) {
             return;
         }
-        self.seen_counts.push(self.key.clone());
         if self.already_stored {
             return;
         }
-        match self.counts.get_mut(self.key.as_slice()) {
+        match self.counts.get_mut(&self.key) {
             Some(c) => *c += 1,
             None => {
                 self.counts.insert(self.key.clone(), 1);
             }
         }
+    }
+}
+
+/// A small set of byte strings that keeps its allocations across [`SeenKeys::clear`].
+#[derive(Default)]
+struct SeenKeys {
+    keys: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl SeenKeys {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Adds `key`; false if it was there.
+    fn insert(&mut self, key: &[u8]) -> bool {
+        if self.keys[..self.len].iter().any(|k| k == key) {
+            return false;
+        }
+        if self.len == self.keys.len() {
+            self.keys.push(Vec::new());
+        }
+        let slot = &mut self.keys[self.len];
+        slot.clear();
+        slot.extend_from_slice(key);
+        self.len += 1;
+        true
     }
 }
