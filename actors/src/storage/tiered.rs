@@ -460,13 +460,29 @@ impl Core {
 /// Asks the kernel to read a finished spill file back into the page cache: RocksDB's
 /// SST writer drops the pages it wrote, so without this the first reads of freshly
 /// spilled records and entries go to the disk (a JA4 lookup was ~3x slower), while a
-/// memtable flush leaves its file cached. Advice only: failure changes nothing.
+/// memtable flush leaves its file cached. Linux reads at most one readahead window
+/// (128 KiB by default) per `POSIX_FADV_WILLNEED`, so the file is advised window by
+/// window. Advice only: failure changes nothing.
 fn recache(path: &std::path::Path) {
     use std::os::fd::AsRawFd;
-    if let Ok(file) = std::fs::File::open(path) {
+    /// Bytes advised per call: no larger than the smallest readahead window.
+    const STEP: u64 = 128 << 10;
+    let Ok(file) = std::fs::File::open(path) else {
+        return;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    for offset in (0..len).step_by(STEP as usize) {
         // SAFETY: the descriptor is open for the duration of the call.
-        unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+        let rc = unsafe {
+            libc::posix_fadvise(
+                file.as_raw_fd(),
+                offset as libc::off_t,
+                STEP as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            )
+        };
+        if rc != 0 {
+            return;
         }
     }
 }
