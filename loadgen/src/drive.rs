@@ -117,8 +117,12 @@ pub struct DaemonReport {
     pub settle_s: f64,
     /// The daemon's resident memory at the end, MiB.
     pub rss_mb: Option<f64>,
-    /// The daemon's peak resident memory since it started, MiB.
+    /// The daemon's peak resident memory, MiB: over this run if `peak_is_of_run`, else
+    /// since the daemon started.
     pub peak_rss_mb: Option<f64>,
+    /// Whether the daemon's peak was reset before sending (it runs on this host, as the
+    /// same user or root), so `peak_rss_mb` is the run's.
+    pub peak_is_of_run: bool,
 }
 
 /// One reading of the daemon's counters.
@@ -159,6 +163,19 @@ impl Reading {
             self.capture(&["records"]),
             self.capture(&["handshakes"]),
         )
+    }
+
+    /// Resets the daemon's peak resident memory (`VmHWM`) to its current size, by writing
+    /// 5 to `/proc/<pid>/clear_refs`; false where that is not possible (the daemon runs
+    /// elsewhere or in another pid namespace, or as another user).
+    fn reset_peak_memory(&self) -> bool {
+        let Some(pid) = self.stats["process"]["pid"].as_u64() else {
+            return false;
+        };
+        let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+        let is_flowmesh =
+            std::fs::read_to_string(proc.join("comm")).is_ok_and(|comm| comm.trim() == "flowmesh");
+        is_flowmesh && std::fs::write(proc.join("clear_refs"), "5").is_ok()
     }
 
     fn memory_mb(&self, key: &str) -> Option<f64> {
@@ -221,6 +238,7 @@ impl Api {
 pub fn drive(file: &PcapFile<'_>, opts: &DriveOptions) -> Result<DaemonReport, DriveError> {
     let api = Api::new(&opts.api);
     let before = api.read()?;
+    let peak_is_of_run = before.reset_peak_memory();
     let sent = match &opts.netns {
         Some(ns) => TestNet::run_in(ns, || {
             send_frames(&opts.interface, file.frames(), &opts.send)
@@ -233,7 +251,9 @@ pub fn drive(file: &PcapFile<'_>, opts: &DriveOptions) -> Result<DaemonReport, D
     };
     let sent_at = Instant::now();
     let after = wait_until_final(&api, &before, &sent, opts)?;
-    Ok(report(&before, &after, sent, sent_at.elapsed(), opts))
+    let mut report = report(&before, &after, sent, sent_at.elapsed(), opts);
+    report.peak_is_of_run = peak_is_of_run;
+    Ok(report)
 }
 
 /// Reads the daemon until every frame sent is accounted for and the handshakes expected
@@ -315,6 +335,7 @@ fn report(
         settle_s: settle.as_secs_f64(),
         rss_mb: after.memory_mb("rss_bytes"),
         peak_rss_mb: after.memory_mb("peak_rss_bytes"),
+        peak_is_of_run: false,
         sent,
     }
 }
@@ -378,9 +399,14 @@ impl std::fmt::Display for DaemonReport {
         }
         writeln!(
             f,
-            "memory     {} now, {} at peak",
+            "memory     {} now, {} at peak {}",
             opt(self.rss_mb, "MiB"),
-            opt(self.peak_rss_mb, "MiB")
+            opt(self.peak_rss_mb, "MiB"),
+            if self.peak_is_of_run {
+                "over the run"
+            } else {
+                "since the daemon started"
+            }
         )
     }
 }

@@ -139,8 +139,9 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     })))
 }
 
-/// The daemon's resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes; `null`
-/// where /proc does not say.
+/// The daemon's process id, and its resident memory now and at its peak (`VmRSS`,
+/// `VmHWM`), in bytes; `null` where /proc does not say. A benchmark on the same host
+/// resets the peak through `/proc/<pid>/clear_refs` to measure one run.
 fn process_memory() -> serde_json::Value {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |field: &str| {
@@ -151,6 +152,7 @@ fn process_memory() -> serde_json::Value {
             .map(|k| k * 1024)
     };
     json!({
+        "pid": std::process::id(),
         "rss_bytes": kib("VmRSS:"),
         "peak_rss_bytes": kib("VmHWM:"),
     })
