@@ -16,6 +16,10 @@ use std::ops::Bound;
 /// zstd level of record log blobs: the writer compresses every batch, so speed first.
 const LOG_LEVEL: i32 = 1;
 
+/// Largest raw log buffer a writer thread keeps between batches (a batch of 1,024
+/// records of 1 KiB needs about 1 MiB).
+const KEPT_BUFFER_BYTES: usize = 8 << 20;
+
 /// One encoded record and its id, as a write batch carries it.
 pub(super) type Entry = (FlowId, Box<[u8]>);
 
@@ -141,7 +145,11 @@ pub(super) fn encode_log(records: &[Entry]) -> std::io::Result<Vec<u8>> {
             raw.extend_from_slice(&(r.len() as u32).to_le_bytes());
             raw.extend_from_slice(r);
         }
-        compressor.compress(raw)
+        let blob = compressor.compress(raw);
+        if raw.capacity() > KEPT_BUFFER_BYTES {
+            *raw = Vec::new();
+        }
+        blob
     })
 }
 

@@ -420,6 +420,7 @@ struct SeenKeys {
 }
 
 impl SeenKeys {
+    /// Forgets every key (keeping the buffers).
     fn clear(&mut self) {
         self.len = 0;
     }
