@@ -251,9 +251,14 @@ pub fn drive(file: &PcapFile<'_>, opts: &DriveOptions) -> Result<DaemonReport, D
     };
     let sent_at = Instant::now();
     let after = wait_until_final(&api, &before, &sent, opts)?;
-    let mut report = report(&before, &after, sent, sent_at.elapsed(), opts);
-    report.peak_is_of_run = peak_is_of_run;
-    Ok(report)
+    Ok(report(
+        &before,
+        &after,
+        sent,
+        sent_at.elapsed(),
+        peak_is_of_run,
+        opts,
+    ))
 }
 
 /// Reads the daemon until every frame sent is accounted for and the handshakes expected
@@ -293,6 +298,7 @@ fn report(
     after: &Reading,
     sent: SendReport,
     settle: Duration,
+    peak_is_of_run: bool,
     opts: &DriveOptions,
 ) -> DaemonReport {
     let taken = after.since(before, &["frames"]);
@@ -335,7 +341,7 @@ fn report(
         settle_s: settle.as_secs_f64(),
         rss_mb: after.memory_mb("rss_bytes"),
         peak_rss_mb: after.memory_mb("peak_rss_bytes"),
-        peak_is_of_run: false,
+        peak_is_of_run,
         sent,
     }
 }

@@ -34,10 +34,9 @@ struct Stored {
 pub(super) enum Placement {
     /// A new record: it needs a fresh sequence number.
     New,
-    /// It replaces the interim record `id`, which stored its first `handshakes` handshakes.
+    /// It replaces the interim record under the same id, which stored its first
+    /// `handshakes` handshakes.
     Replaces {
-        /// The interim record's id (the record keeps it).
-        id: FlowId,
         /// Handshakes the interim record held (stored, indexed and counted).
         handshakes: usize,
     },
@@ -115,7 +114,6 @@ impl OpenRecords {
         let id = FlowId::new(record.first_seen, seq);
         let placement = match before {
             Some(s) => Placement::Replaces {
-                id,
                 handshakes: s.handshakes,
             },
             None => Placement::New,
@@ -222,7 +220,7 @@ mod tests {
         assert_eq!(open.len(), 1);
         let (again, p) = open.place(&record(EndReason::Fin, 2), &mut seq, &mut undo);
         assert_eq!(again, id);
-        assert_eq!(p, Placement::Replaces { id, handshakes: 1 });
+        assert_eq!(p, Placement::Replaces { handshakes: 1 });
         assert_eq!(open.len(), 0);
         let (other, p) = open.place(&record(EndReason::Fin, 1), &mut seq, &mut undo);
         assert_ne!(other, id, "a later flow with the same name is a new record");
@@ -239,7 +237,7 @@ mod tests {
         assert_eq!(open.len(), 0);
         open.undo(failed);
         let (again, p) = open.place(&record(EndReason::Idle, 1), &mut seq, &mut Vec::new());
-        assert_eq!((again, p), (id, Placement::Replaces { id, handshakes: 1 }));
+        assert_eq!((again, p), (id, Placement::Replaces { handshakes: 1 }));
     }
 
     #[test]

@@ -145,7 +145,6 @@ impl<E: KvEngine> Store<E> {
             next += 1;
             next - 1
         };
-        let batch = self.engine.batch();
         let mut written = Written {
             ids: Vec::with_capacity(records.len()),
             stored_before: Vec::with_capacity(records.len()),
@@ -162,11 +161,11 @@ impl<E: KvEngine> Store<E> {
                         new += 1;
                         0
                     }
-                    Placement::Replaces { handshakes, .. } => handshakes,
+                    Placement::Replaces { handshakes } => handshakes,
                 });
             }
         }
-        let committed = self.encode_and_write(records, &written, batch, first + n);
+        let committed = self.encode_and_write(records, &written, first + n);
         if let Err(e) = committed {
             self.lock_open().undo(undo);
             return Err(e);
@@ -175,15 +174,15 @@ impl<E: KvEngine> Store<E> {
         Ok(written)
     }
 
-    /// Puts `records`, placed as `written` says, into `batch` with their index entries and
-    /// counts, raises the next sequence number to `next_seq`, and commits.
+    /// Puts `records`, placed as `written` says, into one batch with their index entries
+    /// and counts, raises the next sequence number to `next_seq`, and commits.
     fn encode_and_write(
         &self,
         records: &[FlowRecord],
         written: &Written,
-        mut batch: E::Batch<'_>,
         next_seq: u64,
     ) -> Result<(), StoreError> {
+        let mut batch = self.engine.batch();
         let mut enc = RecordEncoder::default();
         for ((record, &id), &before) in records.iter().zip(&written.ids).zip(&written.stored_before)
         {
