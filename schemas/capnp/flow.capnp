@@ -25,7 +25,7 @@ struct FlowRecord {
   connState @19 :Text;              # Zeek conn_state code
 
   enum L7 { none @0; tls @1; quic @2; }
-  enum EndReason { fin @0; rst @1; idle @2; evicted @3; endOfInput @4; open @5; }
+  enum EndReason { fin @0; rst @1; idle @2; evicted @3; endOfInput @4; open @5; interrupted @6; }
 }
 
 # Optional text is encoded as an unset pointer (hasX() == false).

@@ -61,6 +61,7 @@ pub fn encode(record: &FlowRecord) -> Vec<u8> {
         EndReason::Evicted => flow_record::EndReason::Evicted,
         EndReason::EndOfInput => flow_record::EndReason::EndOfInput,
         EndReason::Open => flow_record::EndReason::Open,
+        EndReason::Interrupted => flow_record::EndReason::Interrupted,
     });
     r.set_community_id(record.community_id.as_str());
     r.set_conn_state(record.conn_state.as_str());
@@ -214,6 +215,7 @@ fn decode_aligned(mut bytes: &[u8]) -> Result<FlowRecord, CodecError> {
             flow_record::EndReason::Evicted => EndReason::Evicted,
             flow_record::EndReason::EndOfInput => EndReason::EndOfInput,
             flow_record::EndReason::Open => EndReason::Open,
+            flow_record::EndReason::Interrupted => EndReason::Interrupted,
         },
         community_id: r.get_community_id()?.to_str()?.to_owned(),
         conn_state: r.get_conn_state()?.to_str()?.to_owned(),
@@ -318,7 +320,7 @@ mod tests {
             proto: u8, l7 in prop_oneof![Just(None), Just(Some(L7::Tls)), Just(Some(L7::Quic))],
             v6: bool, a: [u8; 16], b: [u8; 16], cp: u16, sp: u16, vlan in proptest::option::of(0u16..4096),
             first: i64, last: i64, counts: [u64; 4], flags: [u8; 2],
-            reason in prop_oneof![Just(EndReason::Fin), Just(EndReason::Rst), Just(EndReason::Idle), Just(EndReason::Evicted), Just(EndReason::EndOfInput), Just(EndReason::Open)],
+            reason in prop_oneof![Just(EndReason::Fin), Just(EndReason::Rst), Just(EndReason::Idle), Just(EndReason::Evicted), Just(EndReason::EndOfInput), Just(EndReason::Open), Just(EndReason::Interrupted)],
             cid in ".{0,40}", midstream: bool,
             // Up to ten: records past the first segment (FIRST_SEGMENT_WORDS) take two.
             handshakes in proptest::collection::vec(arb_handshake(), 0..10),

@@ -273,10 +273,15 @@ pub enum EndReason {
     /// The flow has not ended: an interim record, stored by live capture once the flow's
     /// handshakes are fingerprinted and replaced (same flow id) by the final record.
     Open,
+    /// The daemon stopped without ending the flow (it was killed or crashed): the flow's
+    /// last interim record, closed when the store was next opened. Its counters stop at
+    /// that interim record.
+    Interrupted,
 }
 
 impl EndReason {
-    /// Every reason a flow ends for (all but [`EndReason::Open`]), for counters and tests.
+    /// Every reason a shard ends a flow for, for counters and tests ([`EndReason::Open`]
+    /// and [`EndReason::Interrupted`] are the store's).
     pub const ENDED: [EndReason; 5] = [
         EndReason::Fin,
         EndReason::Rst,
@@ -294,6 +299,7 @@ impl EndReason {
             EndReason::Evicted => "evicted",
             EndReason::EndOfInput => "end_of_input",
             EndReason::Open => "open",
+            EndReason::Interrupted => "interrupted",
         }
     }
 }

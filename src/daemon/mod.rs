@@ -117,6 +117,14 @@ pub fn run(args: &RunArgs, log: &LogReload) -> Result<()> {
         .with_context(|| format!("cannot create the spool under {}", data_dir.display()))?;
     let store_dir = data_dir.join("store");
     let store = Arc::new(FlowStore::open(&store_dir, &storage_options(&config))?);
+    let interrupted = store.stats()?.interrupted_at_open;
+    if interrupted > 0 {
+        tracing::warn!(
+            records = interrupted,
+            "the last run stopped without ending some flows (killed or crashed): their \
+             interim records are now final, with end_reason \"interrupted\""
+        );
+    }
     let prometheus = telemetry::install()?;
     tracing::info!(%config, "starting");
 

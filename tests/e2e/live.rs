@@ -417,24 +417,11 @@ fn handshakes_are_queryable_while_their_flows_are_open() {
     let expected: Vec<Value> = replay(std::slice::from_ref(&pcap), &[]);
     let net = TestNet::create(None, 1).expect("test network");
     let data = dir.path().join("data");
-    let config = format!(
-        "{}[pipeline.timeouts]\ntcp_new_s = 600\ntcp_established_s = 600\ntcp_closed_s = 600\nudp_new_s = 600\nudp_established_s = 600\n",
-        live_config("afpacket", &net, "")
-    );
+    let config = no_flow_ends_config(&net);
     let capture_ns = net.capture_ns.clone();
     let (open, capture, stored) = TestNet::run_in(&capture_ns, move || {
         let d = Daemon::start(&data, &config);
-        let sent = play(&net, &pcap);
-        assert_eq!(accounted(&wait_for_frames(&d, Some(sent))), sent);
-        // The interim records follow the last handshakes by an expiry tick or so.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let capture = loop {
-            let capture = capture_settled(&d);
-            if capture["interim_records"].as_u64().unwrap_or(0) > 0 {
-                break capture;
-            }
-            assert!(Instant::now() < deadline, "no interim records: {capture}");
-        };
+        let capture = play_until_interim_records(&d, &net, &pcap);
         let open = d.flows("");
         // Each JA4 finds its open flows through the index.
         let mut by_ja4: std::collections::BTreeMap<&str, Vec<&Value>> = Default::default();
@@ -502,6 +489,80 @@ fn handshakes_are_queryable_while_their_flows_are_open() {
         let f = ids.get(&o["flow_id"]).expect("the interim record's id");
         assert_ne!(f["end_reason"], "open", "{f}");
         assert_eq!(flow_name(f), flow_name(o));
+    }
+}
+
+/// A daemon killed while its flows are open leaves their interim records behind; the next
+/// start closes each as `interrupted` under the same `flow_id`, with the same fields
+/// otherwise, still found by its JA4, and says how many it closed.
+#[test]
+fn interim_records_of_a_killed_daemon_are_closed_at_the_next_start() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = capture(dir.path());
+    let net = TestNet::create(None, 1).expect("test network");
+    let data = dir.path().join("data");
+    let config = no_flow_ends_config(&net);
+    let capture_ns = net.capture_ns.clone();
+    let (open, closed, stats, by_ja4) = TestNet::run_in(&capture_ns, move || {
+        let mut d = Daemon::start(&data, &config);
+        play_until_interim_records(&d, &net, &pcap);
+        let open = d.flows("");
+        d.signal("KILL");
+        d.wait(Duration::from_secs(10));
+        let d = Daemon::start(&data, ALL_FINGERPRINTS);
+        let closed = d.flows("");
+        let ja4 = open[0]["handshakes"][0]["ja4"].as_str().expect("a JA4");
+        let by_ja4 = d.flows(&format!("ja4={ja4}"));
+        let stats = d.get("/api/v1/stats").body;
+        (open, closed, stats, by_ja4)
+    })
+    .expect("capture namespace");
+    assert!(!open.is_empty());
+    let want: Vec<Value> = open
+        .iter()
+        .map(|o| {
+            assert_eq!(o["end_reason"], "open", "{o}");
+            let mut c = o.clone();
+            c["end_reason"] = "interrupted".into();
+            c
+        })
+        .collect();
+    for c in &closed {
+        assert_eq!(c["end_reason"], "interrupted", "flow {}", c["flow_id"]);
+    }
+    assert_eq!(sorted(closed), sorted(want));
+    assert_eq!(
+        stats["store"]["interrupted_at_open"].as_u64(),
+        Some(open.len() as u64),
+        "{stats}"
+    );
+    assert!(by_ja4.iter().any(|f| f["flow_id"] == open[0]["flow_id"]));
+}
+
+/// A live config on `net` whose flow timeouts outlast the test: no flow ends while it runs.
+fn no_flow_ends_config(net: &TestNet) -> String {
+    format!(
+        "{}[pipeline.timeouts]\ntcp_new_s = 600\ntcp_established_s = 600\ntcp_closed_s = 600\nudp_new_s = 600\nudp_established_s = 600\n",
+        live_config("afpacket", net, "")
+    )
+}
+
+/// Plays `pcap` into `d`'s capture, waits for every frame and for interim records to be
+/// stored, and returns the capture counters then.
+fn play_until_interim_records(d: &Daemon, net: &TestNet, pcap: &Path) -> Value {
+    let sent = play(net, pcap);
+    assert_eq!(accounted(&wait_for_frames(d, Some(sent))), sent);
+    // The interim records follow the last handshakes by an expiry tick or so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let capture = capture_settled(d);
+        if capture["interim_records"].as_u64().unwrap_or(0) > 0 {
+            return capture;
+        }
+        assert!(Instant::now() < deadline, "no interim records: {capture}");
     }
 }
 

@@ -551,6 +551,12 @@ impl EngineBatch for RocksBatch<'_> {
         }
     }
 
+    fn delete_meta(&mut self, key: &[u8]) {
+        if let Some(cf) = self.handle(Family::Meta) {
+            self.wb.delete_cf(cf, key);
+        }
+    }
+
     fn raise_meta(&mut self, key: &[u8], value: u64) {
         if let Some(cf) = self.handle(Family::Meta) {
             self.wb.merge_cf(cf, key, value.to_le_bytes());

@@ -135,6 +135,8 @@ pub trait EngineBatch {
     }
     /// Adds `delta` to the u64 counter at `key` in [`Family::Counts`].
     fn add_count(&mut self, key: &[u8], delta: u64);
+    /// Removes `key` from [`Family::Meta`].
+    fn delete_meta(&mut self, key: &[u8]);
     /// Raises the u64 at `key` in [`Family::Meta`] to at least `value`.
     fn raise_meta(&mut self, key: &[u8], value: u64);
     /// Operations collected so far.
@@ -210,6 +212,7 @@ enum MemOp {
     Put(Family, Vec<u8>, Vec<u8>),
     Add(Vec<u8>, u64),
     Max(Vec<u8>, u64),
+    DeleteMeta(Vec<u8>),
 }
 
 /// [`MemEngine`]'s batch.
@@ -226,6 +229,10 @@ impl EngineBatch for MemBatch {
 
     fn add_count(&mut self, key: &[u8], delta: u64) {
         self.ops.push(MemOp::Add(key.to_vec(), delta));
+    }
+
+    fn delete_meta(&mut self, key: &[u8]) {
+        self.ops.push(MemOp::DeleteMeta(key.to_vec()));
     }
 
     fn raise_meta(&mut self, key: &[u8], value: u64) {
@@ -291,7 +298,7 @@ impl KvEngine for MemEngine {
         // Validate first so that the batch applies whole or not at all.
         for op in &batch.ops {
             let (family, key) = match op {
-                MemOp::Put(..) => continue,
+                MemOp::Put(..) | MemOp::DeleteMeta(_) => continue,
                 MemOp::Add(k, _) => (Family::Counts, k),
                 MemOp::Max(k, _) => (Family::Meta, k),
             };
@@ -309,6 +316,9 @@ impl KvEngine for MemEngine {
                     let t = &mut s.families[Family::Counts.index()];
                     let old = read_u64_le(Family::Counts, t.get(&k).map(Vec::as_slice))?;
                     t.insert(k, old.wrapping_add(d).to_le_bytes().to_vec());
+                }
+                MemOp::DeleteMeta(k) => {
+                    s.families[Family::Meta.index()].remove(&k);
                 }
                 MemOp::Max(k, v) => {
                     let t = &mut s.families[Family::Meta.index()];

@@ -305,6 +305,18 @@ pub fn split_count_key(key: &[u8]) -> Option<(u32, &[u8])> {
     Some((u32::from_be_bytes(m), &key[5..]))
 }
 
+/// Prefix of the Meta keys that mark stored interim records awaiting their final record.
+pub const OPEN_MARKER_PREFIX: &[u8] = b"open/";
+
+/// The Meta key marking that the record under `id` is an interim one whose final record
+/// has not been stored: `open/` then the id's key form, so markers sort by time.
+pub fn open_marker(id: FlowId) -> [u8; 21] {
+    let mut k = [0u8; 21];
+    k[..5].copy_from_slice(OPEN_MARKER_PREFIX);
+    k[5..].copy_from_slice(&id.to_bytes());
+    k
+}
+
 /// The smallest byte string greater than every string starting with `prefix`
 /// (`None` if `prefix` is all `0xff`: no such bound).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

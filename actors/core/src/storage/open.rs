@@ -12,7 +12,9 @@
 //! [`OpenRecords::evicted`]); its final record is then stored under a new id beside the
 //! interim one. Entries only outlive their flow when a shard loses its flows (restart
 //! after a fault), so the bound is reached only by such leaks or by more flows open at
-//! once than a flow table holds.
+//! once than a flow table holds. The map lives in memory; what survives the process is
+//! each interim record's open marker, which [`Store::with_engine`](super::Store::with_engine)
+//! turns into an [`EndReason::Interrupted`](flowmesh_schemas::EndReason::Interrupted) record.
 
 use super::keys::{self, FlowId};
 use flowmesh_schemas::FlowRecord;

@@ -1,8 +1,9 @@
 //! Retention: dropping the oldest flows by age and by size.
 //!
-//! Dropping everything first seen before a cutoff means: a range delete of the flows
-//! below the cutoff and of each field's counters for the minutes before the cutoff's
-//! minute (so the minute holding the cutoff keeps its counts), and raising the engine's
+//! Dropping everything first seen before a cutoff means: a range delete of the flows (and
+//! of their interim records' open markers) below the cutoff and of each field's counters
+//! for the minutes before the cutoff's minute (so the minute holding the cutoff keeps its
+//! counts), and raising the engine's
 //! index cutoff so index entries older than it are dropped by compaction (index keys are
 //! ordered by value, so a range delete cannot reach them). Then the affected families are
 //! compacted so the space is actually reclaimed. Until an index entry is compacted away
@@ -103,6 +104,11 @@ impl<E: KvEngine> Store<E> {
         }
         .to_bytes();
         self.engine.delete_range(Family::Flows, &[], &end)?;
+        let markers_end = keys::open_marker(FlowId {
+            time_ns: cutoff,
+            seq: 0,
+        });
+        (self.engine).delete_range(Family::Meta, keys::OPEN_MARKER_PREFIX, &markers_end)?;
         self.lock_open().forget_before(cutoff);
         self.engine.compact(Family::Flows, None, Some(&end))?;
         let minute = keys::minute_of(cutoff);

@@ -8,20 +8,27 @@
 //! - sequence numbers are never reused: each write reserves its range from an atomic
 //!   counter, the batch raises `meta/next_seq` (a max-merge, so batches committing out of
 //!   order cannot lower it), and [`Store::with_engine`] resumes from
-//!   `max(meta next_seq, last stored id's seq + 1)`.
+//!   `max(meta next_seq, last stored id's seq + 1)`;
+//! - an interim record is stored with a Meta marker ([`keys::open_marker`]) that the
+//!   record replacing it removes in the same batch. Markers left by a process that
+//!   stopped without ending its flows are what [`Store::with_engine`] closes as
+//!   [`EndReason::Interrupted`].
 
 use super::engine::{read_u64_le, EngineBatch, EngineError, Family, FamilySize, KvEngine};
 use super::filter::FilterError;
 use super::keys::{self, FlowId, IndexKey, TopField};
 use super::open::{OpenRecords, Placement};
 use flowmesh_schemas::codec::{self, CodecError};
-use flowmesh_schemas::{FlowRecord, Timestamp};
+use flowmesh_schemas::{EndReason, FlowRecord, Timestamp};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The Meta key holding the next unused sequence number (little-endian u64).
 pub const META_NEXT_SEQ: &[u8] = b"next_seq";
+
+/// Interim records closed per batch when a store is opened.
+const CLOSE_BATCH: usize = 1024;
 
 /// Candidates a query may examine per page before it ends the page with a cursor.
 pub const DEFAULT_SCAN_BUDGET: usize = 1_000_000;
@@ -76,6 +83,9 @@ pub struct StoreStats {
     pub open_records: usize,
     /// Open flows forgotten because too many were open (their final record got a new id).
     pub open_evicted: u64,
+    /// Interim records a previous process left open, closed as
+    /// [`EndReason::Interrupted`] when this handle opened the store.
+    pub interrupted_at_open: u64,
     /// The next sequence number to be assigned.
     pub next_seq: u64,
     /// Approximate size of each family.
@@ -89,12 +99,15 @@ pub struct Store<E: KvEngine> {
     next_seq: AtomicU64,
     written: AtomicU64,
     open: Mutex<OpenRecords>,
+    interrupted_at_open: u64,
     pub(super) scan_budget: usize,
 }
 
 impl<E: KvEngine> Store<E> {
     /// A store on `engine` (empty or holding a store's data), recovering the next
-    /// sequence number.
+    /// sequence number and closing the interim records the last process left open (it
+    /// stopped without storing their flows' final records): each becomes
+    /// [`EndReason::Interrupted`] under its id, indexed and counted as it was.
     pub fn with_engine(engine: E) -> Result<Self, StoreError> {
         let meta = read_u64_le(
             Family::Meta,
@@ -104,11 +117,13 @@ impl<E: KvEngine> Store<E> {
             .last_key(Family::Flows)?
             .and_then(|k| FlowId::from_bytes(&k))
             .map_or(0, |id| id.seq.saturating_add(1));
+        let interrupted_at_open = close_interrupted(&engine)?;
         Ok(Store {
             engine,
             next_seq: AtomicU64::new(meta.max(last)),
             written: AtomicU64::new(0),
             open: Mutex::new(OpenRecords::default()),
+            interrupted_at_open,
             scan_budget: DEFAULT_SCAN_BUDGET,
         })
     }
@@ -149,23 +164,23 @@ impl<E: KvEngine> Store<E> {
             ids: Vec::with_capacity(records.len()),
             stored_before: Vec::with_capacity(records.len()),
         };
+        let mut placements = Vec::with_capacity(records.len());
         // Places every record first, so the open-flow map is locked only for that.
-        let (mut undo, mut new) = (Vec::new(), 0);
+        let mut undo = Vec::new();
         {
             let mut open = self.lock_open();
             for record in records {
                 let (id, placement) = open.place(record, &mut next_seq, &mut undo);
                 written.ids.push(id);
                 written.stored_before.push(match placement {
-                    Placement::New => {
-                        new += 1;
-                        0
-                    }
+                    Placement::New => 0,
                     Placement::Replaces { handshakes } => handshakes,
                 });
+                placements.push(placement);
             }
         }
-        let committed = self.encode_and_write(records, &written, first + n);
+        let new = placements.iter().filter(|p| **p == Placement::New).count() as u64;
+        let committed = self.encode_and_write(records, &written.ids, &placements, first + n);
         if let Err(e) = committed {
             self.lock_open().undo(undo);
             return Err(e);
@@ -174,18 +189,32 @@ impl<E: KvEngine> Store<E> {
         Ok(written)
     }
 
-    /// Puts `records`, placed as `written` says, into one batch with their index entries
-    /// and counts, raises the next sequence number to `next_seq`, and commits.
+    /// Puts `records` under `ids`, placed as `placements` say, into one batch with their
+    /// index entries, counts and open markers, raises the next sequence number to
+    /// `next_seq`, and commits.
     fn encode_and_write(
         &self,
         records: &[FlowRecord],
-        written: &Written,
+        ids: &[FlowId],
+        placements: &[Placement],
         next_seq: u64,
     ) -> Result<(), StoreError> {
         let mut batch = self.engine.batch();
         let mut enc = RecordEncoder::default();
-        for ((record, &id), &before) in records.iter().zip(&written.ids).zip(&written.stored_before)
-        {
+        for ((record, &id), &placement) in records.iter().zip(ids).zip(placements) {
+            let before = match placement {
+                Placement::New if record.is_interim() => {
+                    batch.put(Family::Meta, &keys::open_marker(id), &[]);
+                    0
+                }
+                Placement::New => 0,
+                Placement::Replaces { handshakes } => {
+                    if !record.is_interim() {
+                        batch.delete_meta(&keys::open_marker(id));
+                    }
+                    handshakes
+                }
+            };
             let kept;
             let record = if record.handshakes.len() < before {
                 // The final record lost handshakes its interim one stored (its worker
@@ -294,9 +323,47 @@ impl<E: KvEngine> Store<E> {
             records_written: self.written.load(Ordering::Relaxed),
             open_records: open.len(),
             open_evicted: open.evicted(),
+            interrupted_at_open: self.interrupted_at_open,
             next_seq: self.next_seq.load(Ordering::Relaxed),
             families,
         })
+    }
+}
+
+/// Closes the interim records whose open markers a previous process left (see
+/// [`Store::with_engine`]), [`CLOSE_BATCH`] per batch, and returns how many it closed. A
+/// marker whose record is gone (retention) or does not decode is only removed.
+fn close_interrupted<E: KvEngine>(engine: &E) -> Result<u64, StoreError> {
+    let end = keys::prefix_end(keys::OPEN_MARKER_PREFIX);
+    let mut closed = 0;
+    loop {
+        let mut markers = Vec::with_capacity(CLOSE_BATCH);
+        engine.scan(
+            Family::Meta,
+            keys::OPEN_MARKER_PREFIX,
+            end.as_deref(),
+            &mut |k, _| {
+                markers.push(k.to_vec());
+                markers.len() < CLOSE_BATCH
+            },
+        )?;
+        if markers.is_empty() {
+            return Ok(closed);
+        }
+        let mut batch = engine.batch();
+        for marker in &markers {
+            let id = FlowId::from_bytes(&marker[keys::OPEN_MARKER_PREFIX.len()..]);
+            let stored = id.map(|id| engine.get(Family::Flows, &id.to_bytes()));
+            if let (Some(id), Some(bytes)) = (id, stored.transpose()?.flatten()) {
+                if let Ok(mut record) = codec::decode(&bytes) {
+                    record.end_reason = EndReason::Interrupted;
+                    batch.put_record(id, codec::encode(&record));
+                    closed += 1;
+                }
+            }
+            batch.delete_meta(marker);
+        }
+        engine.write(batch)?;
     }
 }
 

@@ -652,6 +652,7 @@ proptest! {
         let (a, b) = (with_interims.stats().expect("stats"), alone.stats().expect("stats"));
         prop_assert_eq!(a.records_written, b.records_written);
         prop_assert_eq!(a.open_records, 0);
+        prop_assert_eq!(open_markers(&with_interims.engine), 0);
     }
 }
 
@@ -713,6 +714,17 @@ fn an_interim_record_is_found_by_its_handshakes_until_its_final_one_replaces_it(
     );
 }
 
+/// Retention at 120 s keeping 60 s: drops what was first seen before 60 s.
+fn keep_from_one_minute(store: &Store<MemEngine>) {
+    store
+        .apply_retention(
+            Timestamp(120_000_000_000),
+            Some(Duration::from_secs(60)),
+            None,
+        )
+        .expect("retention");
+}
+
 #[test]
 fn a_final_record_whose_interim_one_retention_dropped_is_stored_and_indexed_anew() {
     let store = Store::with_engine(MemEngine::new()).expect("open");
@@ -722,13 +734,7 @@ fn a_final_record_whose_interim_one_retention_dropped_is_stored_and_indexed_anew
         ..r.clone()
     };
     store.write(&[open]).expect("interim");
-    store
-        .apply_retention(
-            Timestamp(120_000_000_000),
-            Some(Duration::from_secs(60)),
-            None,
-        )
-        .expect("retention");
+    keep_from_one_minute(&store);
     assert_eq!(store.stats().expect("stats").open_records, 0);
     let by_ja4 = FlowFilter {
         ja4: Some("ja4_a".into()),
@@ -739,4 +745,106 @@ fn a_final_record_whose_interim_one_retention_dropped_is_stored_and_indexed_anew
     let written = store.write_records(&[r]).expect("final");
     assert_eq!(written.stored_before, [0]);
     assert_eq!(paged(&store, &by_ja4, 10), written.ids);
+}
+
+/// The Meta keys marking stored interim records.
+fn open_markers(engine: &MemEngine) -> usize {
+    let mut n = 0;
+    let end = super::keys::prefix_end(super::keys::OPEN_MARKER_PREFIX);
+    engine
+        .scan(
+            Family::Meta,
+            super::keys::OPEN_MARKER_PREFIX,
+            end.as_deref(),
+            &mut |_, _| {
+                n += 1;
+                true
+            },
+        )
+        .expect("scan");
+    n
+}
+
+#[test]
+fn interim_records_a_stopped_process_left_open_are_closed_as_interrupted_at_open() {
+    let store = Store::with_engine(MemEngine::new()).expect("open");
+    let ended = tls_flow();
+    let mut left = tls_flow();
+    left.first_seen = Timestamp(7);
+    left.handshakes[0].ja4 = Some("ja4_left".into());
+    let interim = |r: &FlowRecord| FlowRecord {
+        end_reason: EndReason::Open,
+        packets_c2s: 1,
+        ..r.clone()
+    };
+    let ids = store
+        .write(&[interim(&ended), interim(&left)])
+        .expect("interims");
+    store.write(std::slice::from_ref(&ended)).expect("final");
+    assert_eq!(
+        open_markers(&store.engine),
+        1,
+        "the final record removed its marker"
+    );
+    let top_before = tops(&store);
+
+    // The process stops here without ending `left`; the next one opens the same data.
+    let store = Store::with_engine(store.engine).expect("reopen");
+    assert_eq!(store.stats().expect("stats").interrupted_at_open, 1);
+    assert_eq!(open_markers(&store.engine), 0);
+    assert_eq!(store.get(ids[0]).expect("get"), Some(ended));
+    let closed = store.get(ids[1]).expect("get").expect("still stored");
+    assert_eq!(
+        closed,
+        FlowRecord {
+            end_reason: EndReason::Interrupted,
+            ..interim(&left)
+        }
+    );
+    let by_ja4 = FlowFilter {
+        ja4: Some("ja4_left".into()),
+        ..FlowFilter::default()
+    };
+    assert_eq!(paged(&store, &by_ja4, 10), [ids[1]], "still indexed");
+    assert_eq!(tops(&store), top_before, "counted once, as before");
+    let store = Store::with_engine(store.engine).expect("reopen again");
+    assert_eq!(store.stats().expect("stats").interrupted_at_open, 0);
+}
+
+#[test]
+fn more_interim_records_than_one_close_batch_are_all_closed() {
+    let store = Store::with_engine(MemEngine::new()).expect("open");
+    let records: Vec<FlowRecord> = (0..2500)
+        .map(|i| FlowRecord {
+            first_seen: Timestamp(i),
+            end_reason: EndReason::Open,
+            ..tls_flow()
+        })
+        .collect();
+    let ids = store.write(&records).expect("interims");
+    let store = Store::with_engine(store.engine).expect("reopen");
+    assert_eq!(store.stats().expect("stats").interrupted_at_open, 2500);
+    for id in ids {
+        let r = store.get(id).expect("get").expect("stored");
+        assert_eq!(r.end_reason, EndReason::Interrupted);
+    }
+}
+
+#[test]
+fn retention_drops_the_open_markers_of_the_interim_records_it_drops() {
+    let store = Store::with_engine(MemEngine::new()).expect("open");
+    let old = FlowRecord {
+        end_reason: EndReason::Open,
+        ..tls_flow()
+    };
+    let recent = FlowRecord {
+        first_seen: Timestamp(100_000_000_000),
+        ..old.clone()
+    };
+    store.write(&[old, recent]).expect("interims");
+    assert_eq!(open_markers(&store.engine), 2);
+    keep_from_one_minute(&store);
+    assert_eq!(open_markers(&store.engine), 1);
+    let store = Store::with_engine(store.engine).expect("reopen");
+    assert_eq!(store.stats().expect("stats").interrupted_at_open, 1);
 }
