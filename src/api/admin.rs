@@ -132,6 +132,7 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         "store": {
             "records_written": stored.records_written,
             "open_records": stored.open_records,
+            "open_limit": stored.open_limit,
             "open_evicted": stored.open_evicted,
             "interrupted_at_open": stored.interrupted_at_open,
             "next_seq": stored.next_seq,

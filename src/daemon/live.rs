@@ -186,6 +186,7 @@ impl LiveCapture {
     /// Opens the configured live source and starts its pipeline into `store`.
     pub fn start(config: &Config, store: Arc<FlowStore>) -> Result<Self> {
         let capture = &config.capture;
+        store.set_open_limit(config.pipeline.max_flows);
         let (input, xdp) = open(capture).with_context(|| {
             format!(
                 "cannot capture on {:?} (capture.interface)",

@@ -504,12 +504,17 @@ fn interim_records_of_a_killed_daemon_are_closed_at_the_next_start() {
     let pcap = capture(dir.path());
     let net = TestNet::create(None, 1).expect("test network");
     let data = dir.path().join("data");
-    let config = no_flow_ends_config(&net);
+    // The store keeps the interim ids of as many open flows as the flow table holds.
+    let config =
+        no_flow_ends_config(&net).replacen("[pipeline]\n", "[pipeline]\nmax_flows = 65536\n", 1);
     let capture_ns = net.capture_ns.clone();
     let (open, closed, stats, by_ja4) = TestNet::run_in(&capture_ns, move || {
         let mut d = Daemon::start(&data, &config);
         play_until_interim_records(&d, &net, &pcap);
         let open = d.flows("");
+        let store = &d.get("/api/v1/stats").body["store"];
+        assert_eq!(store["open_limit"], 65536, "{store}");
+        assert_eq!(store["open_records"], open.len(), "{store}");
         d.signal("KILL");
         d.wait(Duration::from_secs(10));
         let d = Daemon::start(&data, ALL_FINGERPRINTS);

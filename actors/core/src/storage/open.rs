@@ -8,9 +8,10 @@
 //! a hash of its Community ID, VLAN and transport, so both records find the same entry
 //! whatever their orientation.
 //!
-//! Bounded: at [`OpenRecords::MAX`] entries the oldest flow is forgotten (counted in
-//! [`OpenRecords::evicted`]); its final record is then stored under a new id beside the
-//! interim one. Entries only outlive their flow when a shard loses its flows (restart
+//! Bounded: at [`OpenRecords::MAX`] entries (or the limit set with
+//! [`OpenRecords::set_max`], the live flow table's capacity) the oldest flow is forgotten
+//! (counted in [`OpenRecords::evicted`]); its final record is then stored under a new id
+//! beside the interim one. Entries only outlive their flow when a shard loses its flows (restart
 //! after a fault), so the bound is reached only by such leaks or by more flows open at
 //! once than a flow table holds. The map lives in memory; what survives the process is
 //! each interim record's open marker, which [`Store::with_engine`](super::Store::with_engine)
@@ -143,6 +144,17 @@ impl OpenRecords {
         }
     }
 
+    /// Tracks at most `max` open flows (at least 1), forgetting the oldest over it.
+    pub(super) fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+        self.evict_over_max(&mut Vec::new());
+    }
+
+    /// Open flows tracked at most.
+    pub(super) fn max(&self) -> usize {
+        self.max
+    }
+
     /// Open flows tracked.
     pub(super) fn len(&self) -> usize {
         self.map.len()
@@ -262,6 +274,24 @@ mod tests {
         ended.end_reason = EndReason::Fin;
         assert_eq!(open.place(&ended, &mut seq, &mut undo).1, Placement::New);
         ended.first_seen = at(2).first_seen;
+        assert!(matches!(
+            open.place(&ended, &mut seq, &mut undo).1,
+            Placement::Replaces { .. }
+        ));
+    }
+
+    #[test]
+    fn a_lower_limit_forgets_the_oldest_open_flows_at_once() {
+        let (mut open, mut seq, mut undo) = (OpenRecords::default(), counter(), Vec::new());
+        for s in [3, 1, 2] {
+            let mut r = record(EndReason::Open, 1);
+            r.first_seen = Timestamp(s);
+            open.place(&r, &mut seq, &mut undo);
+        }
+        open.set_max(1);
+        assert_eq!((open.len(), open.evicted()), (1, 2));
+        let mut ended = record(EndReason::Fin, 1);
+        ended.first_seen = Timestamp(3);
         assert!(matches!(
             open.place(&ended, &mut seq, &mut undo).1,
             Placement::Replaces { .. }

@@ -81,6 +81,8 @@ pub struct StoreStats {
     pub records_written: u64,
     /// Open flows whose interim record is stored, awaiting their final record.
     pub open_records: usize,
+    /// Open flows tracked at most (see [`Store::set_open_limit`]).
+    pub open_limit: usize,
     /// Open flows forgotten because too many were open (their final record got a new id).
     pub open_evicted: u64,
     /// Interim records a previous process left open, closed as
@@ -132,6 +134,13 @@ impl<E: KvEngine> Store<E> {
     pub fn with_scan_budget(mut self, budget: usize) -> Self {
         self.scan_budget = budget.max(1);
         self
+    }
+
+    /// Open flows whose interim record's id is kept for their final record, at most
+    /// (default 1,048,576). Set it to the live flow table's capacity: past it the oldest
+    /// open flow is forgotten, and its final record is stored beside its interim one.
+    pub fn set_open_limit(&self, max: usize) {
+        self.lock_open().set_max(max);
     }
 
     /// The engine underneath (for its own statistics).
@@ -322,6 +331,7 @@ impl<E: KvEngine> Store<E> {
         Ok(StoreStats {
             records_written: self.written.load(Ordering::Relaxed),
             open_records: open.len(),
+            open_limit: open.max(),
             open_evicted: open.evicted(),
             interrupted_at_open: self.interrupted_at_open,
             next_seq: self.next_seq.load(Ordering::Relaxed),
