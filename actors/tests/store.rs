@@ -219,24 +219,34 @@ fn indexed_values_across_reopen(spill_entries: usize) {
 /// Live capture's interim records (end reason `open`), then the final records of the same
 /// flows, with tiers of 1 MiB of records and 300 index entries: interim and final records
 /// of a flow land in different tiers, some spilled to SST files, some frozen, some active.
+/// Options whose in-memory tiers spill every 300 index entries and 1 MiB of records.
+fn small_tiers() -> StorageOptions {
+    StorageOptions {
+        index_memory_entries: 300,
+        record_memory_mb: 1,
+        ..StorageOptions::default()
+    }
+}
+
+/// Fingerprinted corpus records, copied 12 times, one per flow (the corpus holds some
+/// captures twice, as pcap and pcapng).
+fn fingerprinted_flows() -> Vec<FlowRecord> {
+    let mut flows = BTreeSet::new();
+    varied_records(12)
+        .into_iter()
+        .filter(|r| r.l7.is_some() && !r.handshakes.is_empty())
+        .filter(|r| flows.insert((r.first_seen, r.community_id.clone(), r.vlan)))
+        .collect()
+}
+
 /// Every read sees the final record under the interim record's id, before and after the
 /// spills and across reopen (the index log replayed), and the top counts count each
 /// flow once.
 #[test]
 fn final_records_replace_interim_ones_across_spills_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = StorageOptions {
-        index_memory_entries: 300,
-        record_memory_mb: 1,
-        ..StorageOptions::default()
-    };
-    // One record per flow (the corpus holds some captures twice, as pcap and pcapng).
-    let mut flows = BTreeSet::new();
-    let finals: Vec<FlowRecord> = varied_records(12)
-        .into_iter()
-        .filter(|r| r.l7.is_some() && !r.handshakes.is_empty())
-        .filter(|r| flows.insert((r.first_seen, r.community_id.clone(), r.vlan)))
-        .collect();
+    let options = small_tiers();
+    let finals = fingerprinted_flows();
     assert!(finals.len() > 100, "{} fingerprinted records", finals.len());
     let interims: Vec<FlowRecord> = finals
         .iter()
@@ -301,6 +311,54 @@ fn final_records_replace_interim_ones_across_spills_and_reopen() {
         expected_top.into_iter().collect::<BTreeMap<_, _>>(),
         flows_per_ja4
     );
+}
+
+/// Interim records left by a process that stopped without their final records, some
+/// spilled to SST files and some in memory, are closed as `interrupted` by the next open:
+/// same ids, still found by every filter, and closed once.
+#[test]
+fn interim_records_left_behind_are_closed_as_interrupted_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = small_tiers();
+    let interims: Vec<FlowRecord> = fingerprinted_flows()
+        .into_iter()
+        .map(|r| FlowRecord {
+            end_reason: flowmesh_schemas::EndReason::Open,
+            ..r
+        })
+        .collect();
+    let mut stored = BTreeMap::new();
+    {
+        let store = FlowStore::open(dir.path(), &options).expect("opens");
+        let (first, last) = interims.split_at(interims.len() / 2);
+        for (i, half) in [first, last].into_iter().enumerate() {
+            for chunk in half.chunks(40) {
+                let ids = store.write(chunk).expect("interims");
+                stored.extend(ids.into_iter().zip(chunk.iter().map(|r| FlowRecord {
+                    end_reason: flowmesh_schemas::EndReason::Interrupted,
+                    ..r.clone()
+                })));
+            }
+            if i == 0 {
+                // The first half to SST files; the second stays in memory and the log.
+                store.engine().flush().expect("flush");
+            }
+        }
+        let pending = store.engine().properties().expect("properties");
+        assert!(pending.pending_records > 0, "{} records", interims.len());
+    }
+    let store = FlowStore::open(dir.path(), &options).expect("reopens");
+    assert_eq!(
+        store.stats().expect("stats").interrupted_at_open,
+        interims.len() as u64
+    );
+    for (id, r) in &stored {
+        assert_eq!(store.get(*id).expect("get").as_ref(), Some(r));
+    }
+    check_every_filter(&store, &stored, &filters_for(&interims));
+    drop(store);
+    let store = FlowStore::open(dir.path(), &options).expect("reopens again");
+    assert_eq!(store.stats().expect("stats").interrupted_at_open, 0);
 }
 
 #[test]

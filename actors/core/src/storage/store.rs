@@ -345,33 +345,31 @@ impl<E: KvEngine> Store<E> {
 /// marker whose record is gone (retention) or does not decode is only removed.
 fn close_interrupted<E: KvEngine>(engine: &E) -> Result<u64, StoreError> {
     let end = keys::prefix_end(keys::OPEN_MARKER_PREFIX);
+    let mut from = keys::OPEN_MARKER_PREFIX.to_vec();
     let mut closed = 0;
     loop {
-        let mut markers = Vec::with_capacity(CLOSE_BATCH);
-        engine.scan(
-            Family::Meta,
-            keys::OPEN_MARKER_PREFIX,
-            end.as_deref(),
-            &mut |k, _| {
-                markers.push(k.to_vec());
-                markers.len() < CLOSE_BATCH
-            },
-        )?;
-        if markers.is_empty() {
-            return Ok(closed);
-        }
-        let mut batch = engine.batch();
-        for marker in &markers {
-            let id = FlowId::from_bytes(&marker[keys::OPEN_MARKER_PREFIX.len()..]);
-            let stored = id.map(|id| engine.get(Family::Flows, &id.to_bytes()));
-            if let (Some(id), Some(bytes)) = (id, stored.transpose()?.flatten()) {
-                if let Ok(mut record) = codec::decode(&bytes) {
-                    record.end_reason = EndReason::Interrupted;
-                    batch.put_record(id, codec::encode(&record));
-                    closed += 1;
-                }
+        let (mut ids, mut last): (Vec<[u8; 16]>, Option<Vec<u8>>) = (Vec::new(), None);
+        // From past the last batch's markers: their deletions are not scanned again.
+        engine.scan(Family::Meta, &from, end.as_deref(), &mut |k, _| {
+            if let Ok(id) = k[keys::OPEN_MARKER_PREFIX.len()..].try_into() {
+                ids.push(id);
             }
-            batch.delete_meta(marker);
+            last = Some(k.to_vec());
+            ids.len() < CLOSE_BATCH
+        })?;
+        let Some(last) = last else {
+            return Ok(closed);
+        };
+        from = [&last[..], &[0]].concat();
+        let mut batch = engine.batch();
+        for (id, stored) in ids.iter().zip(engine.multi_get(Family::Flows, &ids)?) {
+            let record = stored.and_then(|bytes| codec::decode(&bytes).ok());
+            if let (Some(id), Some(mut record)) = (FlowId::from_bytes(id), record) {
+                record.end_reason = EndReason::Interrupted;
+                batch.put_record(id, codec::encode(&record));
+                closed += 1;
+            }
+            batch.delete_meta(&[keys::OPEN_MARKER_PREFIX, id].concat());
         }
         engine.write(batch)?;
     }
