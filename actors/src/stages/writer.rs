@@ -149,9 +149,8 @@ impl WriterStage {
             board,
         }
     }
-}
 
-impl WriterStage {
+    /// Shows the records written so far on the stats board.
     fn publish(&self) {
         let mut board = self.board.lock();
         board.records_written = self.records;

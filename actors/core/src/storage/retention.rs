@@ -3,10 +3,9 @@
 //! Dropping everything first seen before a cutoff means: a range delete of the flows (and
 //! of their interim records' open markers) below the cutoff and of each field's counters
 //! for the minutes before the cutoff's minute (so the minute holding the cutoff keeps its
-//! counts), and raising the engine's
-//! index cutoff so index entries older than it are dropped by compaction (index keys are
-//! ordered by value, so a range delete cannot reach them). Then the affected families are
-//! compacted so the space is actually reclaimed. Until an index entry is compacted away
+//! counts), and raising the engine's index cutoff so index entries older than it are
+//! dropped by compaction (index keys are ordered by value, so a range delete cannot reach
+//! them). Then the affected families are compacted so the space is actually reclaimed. Until an index entry is compacted away
 //! it may still be walked; the record it points to is gone and it is skipped.
 //!
 //! By size: while the engine reports more than `max_bytes` on disk, the oldest tenth of
@@ -108,7 +107,8 @@ impl<E: KvEngine> Store<E> {
             time_ns: cutoff,
             seq: 0,
         });
-        (self.engine).delete_range(Family::Meta, keys::OPEN_MARKER_PREFIX, &markers_end)?;
+        self.engine
+            .delete_range(Family::Meta, keys::OPEN_MARKER_PREFIX, &markers_end)?;
         self.lock_open().forget_before(cutoff);
         self.engine.compact(Family::Flows, None, Some(&end))?;
         let minute = keys::minute_of(cutoff);
